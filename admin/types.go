@@ -1,0 +1,149 @@
+package admin
+
+import "time"
+
+// Role is what a token may do.
+type Role string
+
+// Roles.
+const (
+	RoleAdmin    Role = "admin"
+	RoleReviewer Role = "reviewer"
+)
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a machine-readable code and a human-readable message.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// CreateTokenRequest is the body of POST /v1/tokens.
+type CreateTokenRequest struct {
+	Role Role `json:"role"`
+	// Name is a free label to tell tokens apart ("billing-backend").
+	Name string `json:"name,omitempty"`
+}
+
+// Token describes an API token; Token (the secret) is only set in the
+// response that creates it.
+type Token struct {
+	ID        string    `json:"id"`
+	Role      Role      `json:"role"`
+	Name      string    `json:"name,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	Token     string    `json:"token,omitempty"`
+}
+
+// TokenList is the body of GET /v1/tokens.
+type TokenList struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// AddNumberRequest is the body of POST /v1/numbers.
+type AddNumberRequest struct {
+	Number         string   `json:"number"`
+	Carrier        string   `json:"carrier"`
+	Capabilities   []string `json:"capabilities,omitempty"`
+	Reserved       bool     `json:"reserved,omitempty"`
+	FallbackNumber string   `json:"fallback_number,omitempty"`
+}
+
+// Number is a proxy number of the pool.
+type Number struct {
+	Number         string    `json:"number"`
+	CountryCode    string    `json:"country_code"`
+	Carrier        string    `json:"carrier"`
+	Capabilities   []string  `json:"capabilities"`
+	Reserved       bool      `json:"reserved"`
+	FallbackNumber string    `json:"fallback_number,omitempty"`
+	OpenSessions   int       `json:"open_sessions"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// NumberList is the body of GET /v1/numbers.
+type NumberList struct {
+	Numbers []Number `json:"numbers"`
+}
+
+// RouteRequest is the body of POST /v1/routes.
+type RouteRequest struct {
+	Prefix   string   `json:"prefix"`
+	Carriers []string `json:"carriers"`
+}
+
+// Route sends destinations starting with Prefix through Carriers in order.
+type Route struct {
+	Prefix    string    `json:"prefix"`
+	Carriers  []string  `json:"carriers"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// RouteList is the body of GET /v1/routes.
+type RouteList struct {
+	Routes []Route `json:"routes"`
+}
+
+// Participant is a real number taking part in a session.
+type Participant struct {
+	Number string `json:"number"`
+}
+
+// CreateSessionRequest is the body of POST /v1/sessions.
+type CreateSessionRequest struct {
+	Participants []Participant `json:"participants"`
+	// Mode is voice, sms or voice+sms (the default).
+	Mode   string `json:"mode,omitempty"`
+	Record bool   `json:"record,omitempty"`
+	// TTLSeconds or ExpiresAt (not both); neither means the configured
+	// default.
+	TTLSeconds int64      `json:"ttl_seconds,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	UniqueName string     `json:"unique_name,omitempty"`
+	// ProxyNumber picks a specific pool number (reserved ones included).
+	ProxyNumber string `json:"proxy_number,omitempty"`
+}
+
+// Session is a masked relationship between participants.
+type Session struct {
+	ID           string        `json:"id"`
+	ProxyNumber  string        `json:"proxy_number"`
+	Participants []Participant `json:"participants"`
+	Mode         string        `json:"mode"`
+	Record       bool          `json:"record"`
+	UniqueName   string        `json:"unique_name,omitempty"`
+	State        string        `json:"state"`
+	CreatedAt    time.Time     `json:"created_at"`
+	ExpiresAt    time.Time     `json:"expires_at"`
+	ClosedAt     *time.Time    `json:"closed_at,omitempty"`
+	CloseReason  string        `json:"close_reason,omitempty"`
+}
+
+// SessionList is the body of GET /v1/sessions. NextCursor, when set, is
+// passed as ?cursor= to get the next page.
+type SessionList struct {
+	Sessions   []Session `json:"sessions"`
+	NextCursor string    `json:"next_cursor,omitempty"`
+}
+
+// Interaction is one call or message of a session.
+type Interaction struct {
+	ID        string    `json:"id"`
+	SessionID string    `json:"session_id"`
+	Kind      string    `json:"kind"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// InteractionList is the body of GET /v1/sessions/{id}/interactions.
+type InteractionList struct {
+	Interactions []Interaction `json:"interactions"`
+}
+
+// Health is the body of GET /healthz.
+type Health struct {
+	Status string `json:"status"`
+}

@@ -1,0 +1,236 @@
+// Command veild is the Veil gateway daemon.
+//
+//	veild [-config FILE]        run (default configs/veil.yaml)
+//	veild check [-config FILE]  verify the database of a stopped daemon
+//	veild version               print the version
+//
+// SIGTERM drains (the health check turns 503, in-flight requests finish,
+// up to the drain deadline) and exits 0; SIGINT stops at once.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/veilgw/veil/admin"
+	"github.com/veilgw/veil/configs"
+	"github.com/veilgw/veil/routing"
+	"github.com/veilgw/veil/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && (args[0] == "version" || args[0] == "check" || args[0] == "run") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("veild "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "configs/veil.yaml", "path of the YAML configuration file")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "veild: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if cmd == "version" {
+		fmt.Fprintln(stdout, "veild", versionString())
+		return exitOK
+	}
+	cfg, err := configs.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "veild: %v\n", err)
+		return exitUsage
+	}
+	logger := newLogger(cfg.Log, stderr)
+	if cmd == "check" {
+		return check(cfg, logger, stdout, stderr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, logger); err != nil {
+		logger.Error("veild stopped", "err", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}
+
+func newLogger(c configs.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func carrierNames(cfg *configs.Config) []string {
+	names := make([]string, len(cfg.Carriers))
+	for i, c := range cfg.Carriers {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// drainTimeout bounds how long SIGTERM waits for in-flight work.
+const drainTimeout = 30 * time.Second
+
+// serve runs the daemon until ctx is cancelled (SIGINT: stop now) or
+// SIGTERM arrives (drain, then stop).
+func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error {
+	logger.Info("veild starting", "version", versionString(), "data_dir", cfg.DataDir)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data_dir: %w", err)
+	}
+	db, err := store.Open(cfg.DataDir, store.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	rt, err := routing.New(db, routing.Options{
+		Carriers:       carrierNames(cfg),
+		DefaultTTL:     cfg.Sessions.DefaultTTL,
+		MaxTTL:         cfg.Sessions.MaxTTL,
+		SweepInterval:  cfg.Sessions.SweepInterval,
+		FallbackNumber: cfg.FallbackNumber,
+		Logger:         logger.With("component", "routing"),
+	})
+	if err != nil {
+		return err
+	}
+	token := cfg.Admin.Token()
+	if token == "" {
+		logger.Warn("no bootstrap admin token: set the environment variable to use the API", "env", cfg.Admin.TokenEnv)
+	}
+	api, err := admin.New(admin.Options{
+		Routing:        rt,
+		DB:             db,
+		BootstrapToken: token,
+		MaxBodyBytes:   cfg.Admin.MaxBodyBytes,
+		Logger:         logger.With("component", "admin"),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	httpSrv := admin.NewHTTPServer(cfg.Admin.Listen, api, cfg.Admin.ReadTimeout, cfg.Admin.WriteTimeout, cfg.Admin.IdleTimeout)
+	httpSrv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	defer signal.Stop(term)
+
+	workCtx, cancelWork := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() {
+		if err := rt.Run(workCtx); err != nil {
+			errc <- fmt.Errorf("session sweeper: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin server: %w", err)
+		}
+	})
+	logger.Info("veild ready", "admin", ln.Addr().String(), "carriers", len(cfg.Carriers))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("SIGINT: stopping")
+		httpSrv.Close()
+	case <-term:
+		logger.Info("SIGTERM: draining", "deadline", drainTimeout)
+		api.Drain()
+		dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		if err := httpSrv.Shutdown(dctx); err != nil {
+			logger.Warn("drain deadline passed; closing", "err", err)
+			httpSrv.Close()
+		}
+		cancel()
+	case runErr = <-errc:
+		httpSrv.Close()
+	}
+	cancelWork()
+	wg.Wait()
+	if err := db.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("closing database: %w", err)
+	}
+	if runErr == nil {
+		logger.Info("veild stopped")
+	}
+	return runErr
+}
+
+// check opens the database read-write (the daemon must be stopped: Pebble
+// holds a lock) and reports inconsistencies.
+func check(cfg *configs.Config, logger *slog.Logger, stdout, stderr io.Writer) int {
+	db, err := store.Open(cfg.DataDir, store.Options{Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "veild check: %v\n", err)
+		return exitFailed
+	}
+	defer db.Close()
+	problems, err := routing.Check(db)
+	if err != nil {
+		fmt.Fprintf(stderr, "veild check: %v\n", err)
+		return exitFailed
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stdout, p)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "veild check: %d problems\n", len(problems))
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, "ok")
+	return exitOK
+}

@@ -1,0 +1,102 @@
+package routing
+
+import (
+	"fmt"
+
+	"github.com/veilgw/veil/store"
+)
+
+// Check reads the whole database and reports every inconsistency between
+// session records and their index rows: an index row naming a missing or
+// closed session, an open session without its rows, two open sessions on
+// one (participant, proxy) pair, an open session on a number not in the
+// pool. An empty result means the database is consistent. It is meant for
+// `veild check` on a stopped daemon and for tests.
+func Check(db *store.DB) ([]string, error) {
+	var problems []string
+	report := func(format string, args ...any) {
+		if len(problems) < 1000 {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+	}
+	numbers := make(map[string]bool)
+	err := db.Scan([]byte(store.PrefixNumber), nil, func(k, _ []byte) (bool, error) {
+		parts, _ := store.SplitKey(k, store.PrefixNumber, 1)
+		numbers[parts[0]] = true
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	open := make(map[string]*Session)
+	pairs := make(map[pairKey]string)
+	unique := make(map[string]string)
+	err = db.Scan([]byte(store.PrefixSession), nil, func(k, v []byte) (bool, error) {
+		sess := new(Session)
+		if err := decode(v, sess, &sess.V); err != nil {
+			report("%s: %v", k, err)
+			return true, nil
+		}
+		if sess.State != StateOpen {
+			return true, nil
+		}
+		open[sess.ID] = sess
+		if !numbers[sess.ProxyNumber] {
+			report("open session %s uses proxy number %s, which is not in the pool", sess.ID, Mask(sess.ProxyNumber))
+		}
+		for _, p := range sess.Participants {
+			key := pairKey{p.Number, sess.ProxyNumber}
+			if other, dup := pairs[key]; dup {
+				report("open sessions %s and %s share participant %s on proxy %s", other, sess.ID, Mask(p.Number), Mask(sess.ProxyNumber))
+			}
+			pairs[key] = sess.ID
+		}
+		if sess.UniqueName != "" {
+			if other, dup := unique[sess.UniqueName]; dup {
+				report("open sessions %s and %s share a unique_name", other, sess.ID)
+			}
+			unique[sess.UniqueName] = sess.ID
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[pairKey]bool)
+	err = db.Scan([]byte(store.PrefixSessionIndex), nil, func(k, v []byte) (bool, error) {
+		parts, ok := store.SplitKey(k, store.PrefixSessionIndex, 2)
+		if !ok {
+			report("malformed index key %q", k)
+			return true, nil
+		}
+		key := pairKey{parts[0], parts[1]}
+		seen[key] = true
+		if id := pairs[key]; id != string(v) {
+			report("index row for participant %s on proxy %s names session %s, the open session of that pair is %q", Mask(parts[0]), Mask(parts[1]), v, id)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for key, id := range pairs {
+		if !seen[key] {
+			report("open session %s has no index row for participant %s", id, Mask(key.participant))
+		}
+	}
+	err = db.Scan([]byte(store.PrefixSessionUnique), nil, func(k, v []byte) (bool, error) {
+		parts, _ := store.SplitKey(k, store.PrefixSessionUnique, 1)
+		if id := unique[parts[0]]; id != string(v) {
+			report("unique_name row names session %s, the open session with that name is %q", v, id)
+		}
+		delete(unique, parts[0])
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range unique {
+		report("open session %s has no unique_name row", id)
+	}
+	return problems, nil
+}
