@@ -176,6 +176,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{"top-level scalar", "hello\n", []string{"line 1"}},
 		{"two documents", "data_dir: a\n---\ndata_dir: b\n", []string{"line 2", "more than one YAML document"}},
 		{"empty first document", "---\n---\ndata_dir: b\n", []string{"more than one YAML document"}},
+		{"excessive nesting", "data_dir: " + strings.Repeat("[", 20000) + "\n", []string{"max depth"}},
 		{"broken second document", "data_dir: a\n---\n[\n", []string{"line"}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,56 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/veilgw/veil/routing"
+	"github.com/veilgw/veil/store/storetest"
+)
+
+// FuzzRequestBodies throws arbitrary bodies at every endpoint that takes
+// one: the answer is always a JSON document, never a 500 or a panic.
+func FuzzRequestBodies(f *testing.F) {
+	for _, seed := range []string{
+		`{"participants":[{"number":"+15550100101"},{"number":"+15550100102"}],"mode":"voice+sms","ttl_seconds":3600,"unique_name":"b-1"}`,
+		`{"participants":[{"number":"+15550100101"},{"number":"+15550100101"}]}`,
+		`{"number":"+15550100001","carrier":"carrier1","capabilities":["voice"]}`,
+		`{"prefix":"+44","carriers":["carrier1"]}`,
+		`{"role":"reviewer"}`,
+		`{"expires_at":"2030-01-01T00:00:00Z","ttl_seconds":-1}`,
+		`[]`, `null`, `{"a":1} {"b":2}`, "\x00\xff",
+	} {
+		for path := range 4 {
+			f.Add(uint8(path), []byte(seed))
+		}
+	}
+	db := storetest.Open(f)
+	rt, err := routing.New(db, routing.Options{Carriers: []string{"carrier1"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := rt.AddNumber(f.Context(), routing.AddNumberRequest{Number: "+15550100001", Carrier: "carrier1"}); err != nil {
+		f.Fatal(err)
+	}
+	srv, err := New(Options{Routing: rt, DB: db, BootstrapToken: "t"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	paths := []string{"/v1/sessions", "/v1/numbers", "/v1/routes", "/v1/tokens"}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, paths[int(which)%len(paths)], bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer t")
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("answer is not JSON: %q", rec.Body)
+		}
+	})
+}

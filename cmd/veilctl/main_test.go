@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/veilgw/veil/admin"
+	"github.com/veilgw/veil/routing"
+	"github.com/veilgw/veil/store/storetest"
+)
+
+func newAPI(t *testing.T) string {
+	t.Helper()
+	db := storetest.Open(t)
+	rt, err := routing.New(db, routing.Options{Carriers: []string{"carrier1", "carrier2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.New(admin.Options{Routing: rt, DB: db, BootstrapToken: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func ctl(t *testing.T, url, token string, args ...string) (int, string, string) {
+	t.Helper()
+	env := map[string]string{"VEIL_URL": url, "VEIL_TOKEN": token}
+	var out, errb bytes.Buffer
+	code := run(args, func(k string) string { return env[k] }, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestVeilctlFlow(t *testing.T) {
+	url := newAPI(t)
+	steps := []struct {
+		args     []string
+		wantCode int
+		wantOut  string // substring of stdout (or stderr when the code is not 0)
+	}{
+		{[]string{"numbers", "add", "-number", "+15550100001", "-carrier", "carrier1"}, 0, `"number": "+15550100001"`},
+		{[]string{"numbers", "add", "-number", "+15550100001", "-carrier", "carrier1"}, 1, "409 number_exists"},
+		{[]string{"numbers", "add", "-number", "5550100001", "-carrier", "carrier1"}, 1, "400 invalid_request"},
+		{[]string{"numbers", "list"}, 0, `"open_sessions": 0`},
+		{[]string{"routes", "add", "-prefix", "+44", "-carriers", "carrier2,carrier1"}, 0, `"carrier2"`},
+		{[]string{"routes", "list"}, 0, `"prefix": "+44"`},
+		{[]string{"sessions", "create", "-a", "+15550100101", "-b", "+15550100102", "-ttl", "2h", "-unique-name", "booking-42"}, 0, `"proxy_number": "+15550100001"`},
+		{[]string{"sessions", "create", "-a", "+15550100101", "-b", "+15550100102"}, 1, "409 pool_exhausted"},
+		{[]string{"sessions", "list", "-state", "open", "-unique-name", "booking-42"}, 0, `"unique_name": "booking-42"`},
+		{[]string{"tokens", "create", "-role", "reviewer"}, 0, `"token": "veil_`},
+		{[]string{"routes", "delete", "-prefix", "+44"}, 0, ""},
+		{[]string{"sessions", "create", "-a", "+15550100101"}, 2, "-b is required"},
+		{[]string{"sessions", "fly"}, 2, "unknown command"},
+	}
+	for _, s := range steps {
+		code, out, errOut := ctl(t, url, "tok", s.args...)
+		got := out
+		if s.wantCode != 0 {
+			got = errOut
+		}
+		if code != s.wantCode || !strings.Contains(got, s.wantOut) {
+			t.Fatalf("veilctl %s = %d\nstdout: %s\nstderr: %s\nwant code %d and %q", strings.Join(s.args, " "), code, out, errOut, s.wantCode, s.wantOut)
+		}
+	}
+	// get and close take the id from a list.
+	_, out, _ := ctl(t, url, "tok", "sessions", "list", "-state", "open")
+	var l admin.SessionList
+	if err := json.Unmarshal([]byte(out), &l); err != nil || len(l.Sessions) != 1 {
+		t.Fatalf("list = %q, %v", out, err)
+	}
+	id := l.Sessions[0].ID
+	if code, out, _ := ctl(t, url, "tok", "sessions", "close", "-id", id); code != 0 || !strings.Contains(out, `"state": "closed"`) {
+		t.Fatalf("close = %d %s", code, out)
+	}
+	if code, out, _ := ctl(t, url, "tok", "sessions", "get", "-id", id); code != 0 || !strings.Contains(out, `"close_reason": "closed"`) {
+		t.Fatalf("get = %d %s", code, out)
+	}
+	if code, _, _ := ctl(t, url, "tok", "numbers", "delete", "-number", "+15550100001"); code != 0 {
+		t.Fatalf("numbers delete = %d", code)
+	}
+}
+
+func TestVeilctlAuth(t *testing.T) {
+	url := newAPI(t)
+	if code, _, errOut := ctl(t, url, "", "numbers", "list"); code != 2 || !strings.Contains(errOut, "VEIL_TOKEN") {
+		t.Fatalf("no token = %d %q", code, errOut)
+	}
+	if code, _, errOut := ctl(t, url, "wrong", "numbers", "list"); code != 1 || !strings.Contains(errOut, "401 unauthorized") {
+		t.Fatalf("bad token = %d %q", code, errOut)
+	}
+}
