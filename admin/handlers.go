@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/veilgw/veil/routing"
@@ -203,8 +204,8 @@ func (s *Server) listSessions(r *http.Request, _ principal) (int, any, error) {
 		return 0, nil, err
 	}
 	f := routing.SessionFilter{
-		State: routing.State(q.Get("state")), Participant: q.Get("participant"),
-		UniqueName: q.Get("unique_name"), ProxyNumber: q.Get("proxy_number"), After: q.Get("cursor"),
+		State: routing.State(q.Get("state")), Participant: plusFromQuery(q.Get("participant")),
+		UniqueName: q.Get("unique_name"), ProxyNumber: plusFromQuery(q.Get("proxy_number")), After: q.Get("cursor"),
 	}
 	for _, n := range []string{f.Participant, f.ProxyNumber} {
 		if n != "" {
@@ -278,4 +279,14 @@ func onlyParams(q url.Values, names ...string) error {
 		}
 	}
 	return nil
+}
+
+// plusFromQuery undoes the most common client mistake with E.164 numbers in
+// query strings: an unescaped "+" arrives as a space. A number cannot start
+// with a space, so reading it back as "+" is unambiguous.
+func plusFromQuery(v string) string {
+	if strings.HasPrefix(v, " ") {
+		return "+" + v[1:]
+	}
+	return v
 }

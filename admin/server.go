@@ -216,11 +216,15 @@ func allowed(eps []endpoint) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if status == http.StatusNoContent || body == nil {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	if body != nil && status != http.StatusNoContent {
+	{
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(body)

@@ -415,7 +415,11 @@ func (s *Service) listStored(ctx context.Context, f *SessionFilter, now time.Tim
 	add := func(sess *Session) bool {
 		if f.match(sess, now) {
 			if sess.State == StateOpen && !now.Before(sess.ExpiresAt) {
-				s.kickSweeper()
+				// Expired but not swept yet: close it now, as GetSession
+				// does, so the list shows what a Get would.
+				if closed, err := s.closeSession(ctx, sess.ID, CloseReasonExpired, true); err == nil {
+					sess = closed
+				}
 			}
 			out = append(out, sess)
 		}
