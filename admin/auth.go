@@ -121,7 +121,12 @@ func (t *tokens) list() []Token {
 		out = append(out, tokenOut(rec))
 	}
 	t.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Token) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	slices.SortFunc(out, func(a, b Token) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return out
 }
 

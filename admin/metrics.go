@@ -31,6 +31,12 @@ func (m *httpMetrics) observe(method, route string, code int, d time.Duration) {
 	if code == 0 {
 		code = 200
 	}
+	// Methods are client input: bound the label set.
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+	default:
+		method = "other"
+	}
 	m.requests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
 }

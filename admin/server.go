@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -238,13 +240,18 @@ func (s *Server) decodeBody(r *http.Request, v any) error {
 	if err != nil || mt != "application/json" {
 		return errUnsupported
 	}
-	body := http.MaxBytesReader(nil, r.Body, s.opts.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err = dec.Decode(v)
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.opts.MaxBodyBytes))
 	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
-			err = errors.New("trailing data after the JSON value")
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		if err == nil {
+			if _, extra := dec.Token(); extra != io.EOF {
+				err = errors.New("trailing data after the JSON value")
+			}
+		}
+		if err == nil {
+			return checkKeys(data, reflect.TypeOf(v), "")
 		}
 	}
 	var tooBig *http.MaxBytesError
@@ -260,11 +267,29 @@ func (s *Server) decodeBody(r *http.Request, v any) error {
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("invalid_json", "request body is not valid JSON: %v", err)
 	case errors.As(err, &typ):
-		return badRequest("invalid_json", "field %q: want %s", typ.Field, typ.Type)
+		return badRequest("invalid_json", "field %q: want %s, got %s", typ.Field, jsonKind(typ.Type), typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return badRequest("unknown_field", "%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return badRequest("invalid_json", "request body: %v", err)
+}
+
+// jsonKind names a Go type the way a JSON client thinks of it.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 type statusWriter struct {
@@ -290,10 +315,19 @@ func NewHTTPServer(addr string, h http.Handler, read, write, idle time.Duration)
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
-		ReadHeaderTimeout: min(read, 10*time.Second),
+		ReadHeaderTimeout: readHeaderTimeout(read),
 		ReadTimeout:       read,
 		WriteTimeout:      write,
 		IdleTimeout:       idle,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// readHeaderTimeout is at most 10 s, even when read (the body timeout) is 0,
+// so a client that trickles headers cannot hold a connection forever.
+func readHeaderTimeout(read time.Duration) time.Duration {
+	if read <= 0 || read > 10*time.Second {
+		return 10 * time.Second
+	}
+	return read
 }
