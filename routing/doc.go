@@ -25,5 +25,6 @@
 // Concurrency: a *Service is safe for concurrent use. One mutex guards the
 // index; no I/O happens under it (disk writes happen between a reserve and
 // a confirm), so concurrent creates share Pebble's group commit.
-// ResolveCall and ResolveMessage take only a read lock and do no I/O.
+// ResolveCall and ResolveMessage take only a read lock; a hit does no I/O
+// (a miss reads one row to tell "closed" from "never").
 package routing

@@ -190,8 +190,9 @@ func (s *Service) SweepExpired(ctx context.Context) int {
 	ids := s.idx.due(s.now())
 	s.mu.Unlock()
 	n := 0
-	for _, id := range ids {
+	for i, id := range ids {
 		if ctx.Err() != nil {
+			s.reschedule(ids[i:])
 			break
 		}
 		closed, err := s.closeSession(ctx, id, CloseReasonExpired, true)
@@ -204,6 +205,18 @@ func (s *Service) SweepExpired(ctx context.Context) int {
 		}
 	}
 	return n
+}
+
+// reschedule puts sessions that a sweep popped but did not close back on
+// the expiry schedule, so a cancelled sweep loses none.
+func (s *Service) reschedule(ids []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if o := s.idx.byID[id]; o != nil && !o.closing {
+			s.idx.schedule(o.sess)
+		}
+	}
 }
 
 func (s *Service) kickSweeper() {

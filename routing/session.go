@@ -259,6 +259,7 @@ func (s *Service) closeSession(ctx context.Context, id, reason string, onlyIfExp
 	s.mu.Lock()
 	if err != nil {
 		o.closing = false
+		s.idx.schedule(o.sess) // the sweeper may have popped it: try again later
 	} else {
 		s.idx.remove(o)
 	}
