@@ -3,6 +3,8 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -28,14 +30,15 @@ func FuzzRequestBodies(f *testing.F) {
 		}
 	}
 	db := storetest.Open(f)
-	rt, err := routing.New(db, routing.Options{Carriers: []string{"carrier1"}})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := routing.New(db, routing.Options{Carriers: []string{"carrier1"}, Logger: quiet})
 	if err != nil {
 		f.Fatal(err)
 	}
 	if _, err := rt.AddNumber(f.Context(), routing.AddNumberRequest{Number: "+15550100001", Carrier: "carrier1"}); err != nil {
 		f.Fatal(err)
 	}
-	srv, err := New(Options{Routing: rt, DB: db, BootstrapToken: "t"})
+	srv, err := New(Options{Routing: rt, DB: db, BootstrapToken: "t", Logger: quiet})
 	if err != nil {
 		f.Fatal(err)
 	}
