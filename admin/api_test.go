@@ -1344,3 +1344,65 @@ func TestJSONKeysExact(t *testing.T) {
 		t.Errorf("nested case-folded key = %d %s, want 400 naming participants[0].Number", status, resp)
 	}
 }
+
+// TestHostileInputAnswers: answers found by a break-it pass stay fixed.
+func TestHostileInputAnswers(t *testing.T) {
+	a := newAPI(t)
+	a.mustDo(t, 201, "POST", "/v1/numbers", map[string]any{"number": "+15550100001", "carrier": "carrier1"}, nil)
+	session := func(extra string) string {
+		return `{"participants":[{"number":"+15550100101"},{"number":"+15550100102"}]` + extra + `}`
+	}
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+		mustNotContain           string
+	}{
+		{"zero expires_at", "POST", "/v1/sessions", session(`,"expires_at":"0001-01-01T00:00:00Z"`), 400, "invalid_request", ""},
+		{"zero expires_at with ttl", "POST", "/v1/sessions", session(`,"expires_at":"0001-01-01T01:00:00+01:00","ttl_seconds":60`), 400, "invalid_request", ""},
+		{"expires_at not RFC 3339", "POST", "/v1/sessions", session(`,"expires_at":"tomorrow"`), 400, "invalid_json", "2006"},
+		{"wrong type names JSON types", "POST", "/v1/sessions", `{"participants":"x"}`, 400, "invalid_json", "admin."},
+		{"lone surrogate in unique_name", "POST", "/v1/sessions", session(`,"unique_name":"\ud800"`), 400, "invalid_request", ""},
+		{"control character in token name", "POST", "/v1/tokens", `{"role":"reviewer","name":"a\u0000b"}`, 400, "invalid_request", ""},
+		{"route prefix +0", "POST", "/v1/routes", `{"prefix":"+0","carriers":["carrier1"]}`, 400, "invalid_request", ""},
+		{"unknown parameter on tokens", "GET", "/v1/tokens?x=1", "", 400, "unknown_parameter", ""},
+		{"dot-dot path", "GET", "/v1/sessions/../numbers", "", 404, "not_found", ""},
+		{"double slash path", "GET", "/v1//sessions", "", 404, "not_found", ""},
+		{"very long token id", "DELETE", "/v1/tokens/" + strings.Repeat("x", 8000), "", 404, "not_found", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var body any
+			if c.body != "" {
+				body = c.body
+			}
+			status, resp := a.do(t, c.method, c.path, bootToken, body)
+			wantError(t, status, resp, c.status, c.code)
+			if c.mustNotContain != "" && strings.Contains(string(resp), c.mustNotContain) {
+				t.Errorf("answer leaks %q: %s", c.mustNotContain, resp)
+			}
+		})
+	}
+	t.Run("declared length over the limit", func(t *testing.T) {
+		req, err := http.NewRequest("POST", a.ts.URL+"/v1/sessions", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = 5 << 20
+		req.Header.Set("Authorization", "Bearer "+bootToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := a.client.Do(req)
+		if err == nil { // the server may also close before the client finishes
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			wantError(t, resp.StatusCode, b, 413, "body_too_large")
+		}
+	})
+	t.Run("charset other than utf-8", func(t *testing.T) {
+		h := http.Header{}
+		h.Set("Authorization", "Bearer "+bootToken)
+		h.Set("Content-Type", "application/json; charset=latin1")
+		resp, b := a.request(t, "POST", "/v1/tokens", h, strings.NewReader(`{"role":"reviewer"}`))
+		wantError(t, resp.StatusCode, b, 415, "unsupported_media_type")
+	})
+}

@@ -2,11 +2,14 @@ package admin
 
 import (
 	_ "embed"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/veilgw/veil/routing"
 )
@@ -40,8 +43,8 @@ func (s *Server) createToken(r *http.Request, p principal) (int, any, error) {
 	if req.Role != RoleAdmin && req.Role != RoleReviewer {
 		return 0, nil, badRequest("invalid_request", "role must be admin or reviewer")
 	}
-	if len(req.Name) > 64 {
-		return 0, nil, badRequest("invalid_request", "name is longer than 64 bytes")
+	if len(req.Name) > 64 || strings.IndexFunc(req.Name, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) >= 0 {
+		return 0, nil, badRequest("invalid_request", "name must be text of at most 64 bytes without control characters")
 	}
 	tok, err := s.tokens.create(r.Context(), req.Role, req.Name, s.now())
 	if err != nil {
@@ -52,11 +55,17 @@ func (s *Server) createToken(r *http.Request, p principal) (int, any, error) {
 }
 
 func (s *Server) listTokens(r *http.Request, _ principal) (int, any, error) {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, TokenList{Tokens: s.tokens.list()}, nil
 }
 
 func (s *Server) revokeToken(r *http.Request, p principal) (int, any, error) {
 	id := r.PathValue("id")
+	if len(id) > 64 {
+		return 0, nil, fmt.Errorf("%w: no such token", errNotFound)
+	}
 	if err := s.tokens.revoke(r.Context(), id); err != nil {
 		return 0, nil, err
 	}
@@ -178,6 +187,11 @@ func (s *Server) createSession(r *http.Request, p principal) (int, any, error) {
 		UniqueName: req.UniqueName, ProxyNumber: req.ProxyNumber,
 	}
 	if req.ExpiresAt != nil {
+		// routing reads a zero time as "not given": refuse it here, where
+		// we still know it was given.
+		if !req.ExpiresAt.After(s.now()) {
+			return 0, nil, badRequest("invalid_request", "expires_at is in the past")
+		}
 		in.ExpiresAt = *req.ExpiresAt
 	}
 	for _, part := range req.Participants {

@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"path"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -53,6 +55,7 @@ type Server struct {
 	routing  *routing.Service
 	tokens   *tokens
 	mux      *http.ServeMux
+	notFound http.Handler
 	draining atomic.Bool
 	metrics  *httpMetrics
 }
@@ -109,7 +112,8 @@ func New(opts Options) (*Server, error) {
 		s.mux.Handle(pattern, s.dispatch(pattern, byPattern[pattern]))
 	}
 	s.mux.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
-	s.mux.Handle("/", s.dispatch("/", nil))
+	s.notFound = s.dispatch("/", nil)
+	s.mux.Handle("/", s.notFound)
 	return s, nil
 }
 
@@ -138,6 +142,13 @@ func (s *Server) endpoints() []endpoint {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// net/http's mux answers unclean paths ("//", "/../") with an HTML
+	// redirect that a client would follow with its token; no API path is
+	// unclean, so such a path is simply not found.
+	if p := r.URL.Path; p != "/" && path.Clean(p) != p {
+		s.notFound.ServeHTTP(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -236,9 +247,15 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 // decodeBody reads a JSON request body strictly: application/json only,
 // at most MaxBodyBytes, no unknown fields, one value.
 func (s *Server) decodeBody(r *http.Request, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return errUnsupported
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return fmt.Errorf("%w (charset utf-8)", errUnsupported)
+	}
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		return fmt.Errorf("%w: the limit is %d bytes", errTooLarge, s.opts.MaxBodyBytes)
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.opts.MaxBodyBytes))
 	if err == nil {
@@ -257,9 +274,15 @@ func (s *Server) decodeBody(r *http.Request, v any) error {
 	var tooBig *http.MaxBytesError
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var timeErr *time.ParseError
+	var netErr net.Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", message: "the request body did not arrive in time"}
+	case errors.As(err, &timeErr):
+		return badRequest("invalid_json", "a date-time field is not RFC 3339 (like 2030-01-31T18:00:00Z)")
 	case errors.As(err, &tooBig):
 		return fmt.Errorf("%w: the limit is %d bytes", errTooLarge, s.opts.MaxBodyBytes)
 	case errors.Is(err, io.EOF):
@@ -271,7 +294,9 @@ func (s *Server) decodeBody(r *http.Request, v any) error {
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return badRequest("unknown_field", "%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	return badRequest("invalid_json", "request body: %v", err)
+	// Anything else (a read error, an unexpected decoder message) is not
+	// echoed: it may carry addresses or internal detail.
+	return badRequest("invalid_json", "request body could not be read as JSON")
 }
 
 // jsonKind names a Go type the way a JSON client thinks of it.

@@ -35,6 +35,8 @@ type Config struct {
 	Media Media `yaml:"media"`
 	// Sessions configures masking-session lifetimes.
 	Sessions Sessions `yaml:"sessions"`
+	// Shutdown configures how SIGTERM drains the daemon.
+	Shutdown Shutdown `yaml:"shutdown"`
 	// FallbackNumber is an E.164 number ("+" then 8 to 15 digits, the first
 	// not 0) that receives calls and SMS arriving on a masked number that has
 	// no live session. Empty (the default) means such traffic is rejected.
@@ -113,6 +115,18 @@ type Sessions struct {
 	// SweepInterval is how often expired sessions are closed.
 	// Default 1s.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
+}
+
+// Shutdown configures SIGTERM handling: first the health check turns 503
+// while everything still works (so load balancers move traffic away), then
+// listeners close and in-flight work gets a deadline to finish.
+type Shutdown struct {
+	// DrainDelay is how long /healthz answers 503 before listeners close.
+	// Default 2s.
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	// DrainTimeout bounds how long in-flight work may take to finish after
+	// the listeners close. Default 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // Carrier is one upstream provider: a SIP trunk for voice, an SMPP bind for
@@ -314,6 +328,8 @@ func (c *Config) setDefaults() {
 	setZero(&c.Sessions.DefaultTTL, 24*time.Hour)
 	setZero(&c.Sessions.MaxTTL, 8760*time.Hour)
 	setZero(&c.Sessions.SweepInterval, time.Second)
+	setZero(&c.Shutdown.DrainDelay, 2*time.Second)
+	setZero(&c.Shutdown.DrainTimeout, 30*time.Second)
 	if len(c.Carriers) == 0 {
 		c.Carriers = nil // "carriers: []" is the same as no carriers key
 	}
@@ -363,6 +379,8 @@ func (c *Config) Validate() error {
 	c.SIP.validate(&p)
 	c.Media.validate(&p)
 	c.Sessions.validate(&p)
+	checkPositive(&p, "shutdown.drain_delay", c.Shutdown.DrainDelay)
+	checkPositive(&p, "shutdown.drain_timeout", c.Shutdown.DrainTimeout)
 	if c.FallbackNumber != "" && !e164RE.MatchString(c.FallbackNumber) {
 		p.addf("fallback_number", "%q is not E.164 (\"+\" then 8 to 15 digits, the first not 0)", c.FallbackNumber)
 	}

@@ -141,6 +141,7 @@ carriers:
 		SIP:            SIP{Listen: []string{"tls://[::1]:5061"}},
 		Media:          Media{Address: "::1", PortMin: 40000, PortMax: 40001},
 		Sessions:       Sessions{DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour, SweepInterval: 250 * time.Millisecond},
+		Shutdown:       Shutdown{DrainDelay: 2 * time.Second, DrainTimeout: 30 * time.Second},
 		FallbackNumber: "+442079460000",
 		Carriers: []Carrier{
 			{Name: "voice-only", SIP: &CarrierSIP{Address: "sip.example.net:5061", Transport: "tls", NumberFormat: "e164_noplus"}},

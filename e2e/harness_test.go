@@ -58,6 +58,7 @@ func writeConfig(t testing.TB, dataDir string) string {
 	cfg := fmt.Sprintf(`data_dir: %q
 admin: {listen: "127.0.0.1:0"}
 sessions: {sweep_interval: 100ms}
+shutdown: {drain_delay: 200ms, drain_timeout: 10s}
 carriers:
   - name: carrier1
     sip: {address: "127.0.0.1:5070", transport: udp, inbound_cidrs: ["127.0.0.1/32"]}

@@ -27,8 +27,8 @@ func ParseE164(s string) (string, error) {
 
 // redactInput bounds user input quoted back in errors.
 func redactInput(s string) string {
-	if len(s) > 24 {
-		s = s[:24] + "..."
+	if r := []rune(s); len(r) > 24 {
+		s = string(r[:24]) + "..."
 	}
 	return "\"" + strings.ToValidUTF8(s, "?") + "\""
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // routes, sessions, clock moves and lookups, and compares every answer with
 // testdata/decisions.golden. Session ids are random, so the script names
 // sessions and the answers use those names.
+var sessionIDRE = regexp.MustCompile(`ses_[0-9a-f]{32}`)
+
 func TestDecisionsGolden(t *testing.T) {
 	in, err := os.ReadFile(filepath.Join("testdata", "decisions.txt"))
 	if err != nil {
@@ -68,7 +71,9 @@ func runDecisionScript(t *testing.T, script string) string {
 			}
 			return s
 		}
-		return "error: " + err.Error()
+		// Session ids in messages are random: show them by script name.
+		msg := sessionIDRE.ReplaceAllStringFunc(err.Error(), name)
+		return "error: " + msg
 	}
 	var out strings.Builder
 	sc := bufio.NewScanner(strings.NewReader(script))

@@ -44,8 +44,8 @@ func (s *Service) SetRoute(ctx context.Context, prefix string, carriers []string
 }
 
 func validPrefix(p string) error {
-	if len(p) < 1 || len(p) > 16 || p[0] != '+' {
-		return invalidf("route prefix %s: want + then up to 15 digits", redactInput(p))
+	if len(p) < 1 || len(p) > 16 || p[0] != '+' || (len(p) > 1 && p[1] == '0') {
+		return invalidf("route prefix %s: want + then up to 15 digits, not starting with 0", redactInput(p))
 	}
 	for i := 1; i < len(p); i++ {
 		if p[i] < '0' || p[i] > '9' {

@@ -65,7 +65,7 @@ func (s *Service) validateCreate(req *CreateSessionRequest, now time.Time) error
 		return invalidf("expires_at is further than the maximum session lifetime (%s)", s.opts.MaxTTL)
 	}
 	if len(req.UniqueName) > maxUniqueName || !utf8.ValidString(req.UniqueName) ||
-		strings.IndexFunc(req.UniqueName, unicode.IsControl) >= 0 {
+		strings.IndexFunc(req.UniqueName, badNameRune) >= 0 {
 		return invalidf("unique_name must be valid text of at most %d bytes without control characters", maxUniqueName)
 	}
 	if req.ProxyNumber != "" {
@@ -75,6 +75,11 @@ func (s *Service) validateCreate(req *CreateSessionRequest, now time.Time) error
 	}
 	return nil
 }
+
+// badNameRune reports runes refused in names: control characters, and the
+// replacement character, which is what a JSON decoder makes of a lone
+// surrogate, so the stored name would not be what the client sent.
+func badNameRune(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }
 
 // CreateSession allocates a proxy number free for every participant and
 // opens a session; the records are synced before it returns. With no free
@@ -154,8 +159,8 @@ func (s *Service) reserveLocked(req *CreateSessionRequest) (string, error) {
 			return "", invalidf("participants[%d] is a proxy number of the pool", i)
 		}
 	}
-	if req.UniqueName != "" && s.idx.byUnique[req.UniqueName] != nil {
-		return "", ErrUniqueNameInUse
+	if o := s.idx.byUnique[req.UniqueName]; req.UniqueName != "" && o != nil {
+		return "", errorf(ErrUniqueNameInUse, "open session %s has it", o.sess.ID)
 	}
 	held := make(map[string]bool)
 	for _, p := range req.Participants {

@@ -115,9 +115,6 @@ func carrierNames(cfg *configs.Config) []string {
 	return names
 }
 
-// drainTimeout bounds how long SIGTERM waits for in-flight work.
-const drainTimeout = 30 * time.Second
-
 // serve runs the daemon until ctx is cancelled (SIGINT: stop now) or
 // SIGTERM arrives (drain, then stop).
 func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error {
@@ -127,7 +124,7 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 	}
 	db, err := store.Open(cfg.DataDir, store.Options{Logger: logger})
 	if err != nil {
-		return err
+		return lockHint(err)
 	}
 	defer db.Close()
 
@@ -143,8 +140,11 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 		return err
 	}
 	token := cfg.Admin.Token()
-	if token == "" {
+	switch {
+	case token == "":
 		logger.Warn("no bootstrap admin token: set the environment variable to use the API", "env", cfg.Admin.TokenEnv)
+	case len(token) < 16:
+		logger.Warn("the bootstrap admin token is short: use at least 16 random characters", "env", cfg.Admin.TokenEnv)
 	}
 	api, err := admin.New(admin.Options{
 		Routing:        rt,
@@ -188,9 +188,17 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 		logger.Info("SIGINT: stopping")
 		httpSrv.Close()
 	case <-term:
-		logger.Info("SIGTERM: draining", "deadline", drainTimeout)
+		logger.Info("SIGTERM: draining", "delay", cfg.Shutdown.DrainDelay, "deadline", cfg.Shutdown.DrainTimeout)
 		api.Drain()
-		dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		// Keep serving while the health check says 503, so load balancers
+		// move traffic away before the listener closes. SIGINT cuts it short.
+		delay := time.NewTimer(cfg.Shutdown.DrainDelay)
+		select {
+		case <-delay.C:
+		case <-ctx.Done():
+			delay.Stop()
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
 		if err := httpSrv.Shutdown(dctx); err != nil {
 			logger.Warn("drain deadline passed; closing", "err", err)
 			httpSrv.Close()
@@ -215,7 +223,7 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 func check(cfg *configs.Config, logger *slog.Logger, stdout, stderr io.Writer) int {
 	db, err := store.Open(cfg.DataDir, store.Options{Logger: logger})
 	if err != nil {
-		fmt.Fprintf(stderr, "veild check: %v\n", err)
+		fmt.Fprintf(stderr, "veild check: %v\n", lockHint(err))
 		return exitFailed
 	}
 	defer db.Close()
@@ -231,6 +239,15 @@ func check(cfg *configs.Config, logger *slog.Logger, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "veild check: %d problems\n", len(problems))
 		return exitFailed
 	}
-	fmt.Fprintln(stdout, "ok")
+	fmt.Fprintln(stdout, "ok: session records and their indexes agree")
 	return exitOK
+}
+
+// lockHint explains the error Pebble gives when another process holds the
+// database.
+func lockHint(err error) error {
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		return fmt.Errorf("%w (the database is locked: is another veild running on this data_dir?)", err)
+	}
+	return err
 }
