@@ -259,7 +259,7 @@ func Parse(data []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
+		return nil, fmt.Errorf("%w: %s", ErrDecode, operatorText(err))
 	}
 	// Decode reads only the first document; a second one would be silently
 	// ignored, which is worse than refusing it. Empty ones (a trailing
@@ -282,6 +282,43 @@ func Parse(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// yaml.v3 names Go types in its messages ("field x not found in type
+// configs.Admin", "cannot unmarshal !!str `1m` into int"); an operator
+// thinks in keys and values.
+var (
+	unknownFieldRE = regexp.MustCompile(`field (\S+) not found in type configs\.(\w+)`)
+	intoTypeRE     = regexp.MustCompile(`into (time\.Duration|\[\]string|\[\]configs\.Carrier|configs\.\w+|\*configs\.\w+|int64|int|bool|string)`)
+	sectionNames   = map[string]string{
+		"Config": "", "CarrierSIP": "carrier's sip", "CarrierSMPP": "carrier's smpp", "Carrier": "carrier",
+	}
+	typeWords = map[string]string{
+		"time.Duration": "a duration like 10s", "[]string": "a list of strings",
+		"[]configs.Carrier": "a list of carriers", "int64": "an integer", "int": "an integer",
+		"bool": "true or false", "string": "a string",
+	}
+)
+
+func operatorText(err error) string {
+	msg := unknownFieldRE.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := unknownFieldRE.FindStringSubmatch(m)
+		section, ok := sectionNames[sub[2]]
+		if !ok {
+			section = strings.ToLower(sub[2])
+		}
+		if section == "" {
+			return fmt.Sprintf("unknown key %q", sub[1])
+		}
+		return fmt.Sprintf("unknown key %q in the %s section", sub[1], section)
+	})
+	return intoTypeRE.ReplaceAllStringFunc(msg, func(m string) string {
+		t := intoTypeRE.FindStringSubmatch(m)[1]
+		if w, ok := typeWords[t]; ok {
+			return "where " + w + " is expected"
+		}
+		return "where a mapping is expected"
+	})
 }
 
 // isEmptyDocument reports whether n is a document with no content (or only

@@ -166,7 +166,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{"unknown nested key", "admin:\n  listen: \":1\"\n  tokenenv: X\n", []string{"line 3", "tokenenv"}},
 		{"unknown carrier key", validYAML + "    smsc: {}\n", []string{"line 6", "smsc"}},
 		{"unknown key in flow map", "carriers:\n  - {name: a, sip: {address: \"h:1\", cidrs: []}}\n", []string{"line 2", "cidrs"}},
-		{"several unknown keys", "a: 1\nlog: {lvl: x}\n", []string{"line 1", "field a", "line 2", "lvl"}},
+		{"several unknown keys", "a: 1\nlog: {lvl: x}\n", []string{"line 1", `unknown key "a"`, "line 2", `unknown key "lvl" in the log section`}},
 		{"wrong type", "media:\n  port_min: lots\n", []string{"line 2", "lots"}},
 		{"duration without unit", "admin:\n  read_timeout: 10\n", []string{"line 2", "10"}},
 		{"bad duration", "sessions: {max_ttl: 1y}\n", []string{"line 1", "1y"}},
