@@ -86,6 +86,23 @@ func (c *Client) CreateToken(ctx context.Context, req CreateTokenRequest) (Token
 	return t, c.Do(ctx, "POST", "/v1/tokens", req, &t)
 }
 
+// ListTokens lists API tokens (never their secrets).
+func (c *Client) ListTokens(ctx context.Context) ([]Token, error) {
+	var l TokenList
+	return l.Tokens, c.Do(ctx, "GET", "/v1/tokens", nil, &l)
+}
+
+// RevokeToken deletes an API token by its id.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.Do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, nil)
+}
+
+// GetNumber reads one proxy number.
+func (c *Client) GetNumber(ctx context.Context, number string) (Number, error) {
+	var n Number
+	return n, c.Do(ctx, "GET", "/v1/numbers/"+url.PathEscape(number), nil, &n)
+}
+
 // AddNumber adds a proxy number to the pool.
 func (c *Client) AddNumber(ctx context.Context, req AddNumberRequest) (Number, error) {
 	var n Number
@@ -141,6 +158,12 @@ func (c *Client) ListSessions(ctx context.Context, q url.Values) (SessionList, e
 		path += "?" + q.Encode()
 	}
 	return l, c.Do(ctx, "GET", path, nil, &l)
+}
+
+// ListInteractions lists the calls and messages of a session.
+func (c *Client) ListInteractions(ctx context.Context, id string) ([]Interaction, error) {
+	var l InteractionList
+	return l.Interactions, c.Do(ctx, "GET", "/v1/sessions/"+url.PathEscape(id)+"/interactions", nil, &l)
 }
 
 // CloseSession closes a session.

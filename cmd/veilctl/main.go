@@ -1,13 +1,12 @@
 // Command veilctl drives Veil's admin API from a shell.
 //
-//	veilctl tokens create -role admin|reviewer [-name N]
+//	veilctl tokens create -role admin|reviewer [-name N] | list | revoke -id ID
 //	veilctl numbers add -number +E164 -carrier NAME [-capabilities voice,sms] [-reserved] [-fallback +E164]
-//	veilctl numbers list
-//	veilctl numbers delete -number +E164
+//	veilctl numbers list | get -number +E164 | delete -number +E164
 //	veilctl routes add -prefix +44 -carriers c1,c2 | list | delete -prefix +44
 //	veilctl sessions create -a +E164 -b +E164 [-mode voice+sms] [-ttl 1h] [-record] [-unique-name N]
 //	veilctl sessions list [-state open] [-participant +E164] [-unique-name N] [-limit 100] [-cursor C]
-//	veilctl sessions get -id ID | close -id ID
+//	veilctl sessions get -id ID | close -id ID | interactions -id ID
 //
 // It reads the API address from VEIL_URL (default http://127.0.0.1:8080)
 // and the bearer token from VEIL_TOKEN. Output is the API's JSON.
@@ -34,13 +33,13 @@ func main() {
 }
 
 const usage = `usage: veilctl <resource> <action> [flags]
-  tokens   create -role admin|reviewer [-name N]
+  tokens   create -role admin|reviewer [-name N] | list | revoke -id tok_...
   numbers  add -number +E164 -carrier NAME [-capabilities voice,sms] [-reserved] [-fallback +E164]
-           list | delete -number +E164
+           list | get -number +E164 | delete -number +E164
   routes   add -prefix +44 -carriers c1,c2 | list | delete -prefix +44
   sessions create -a +E164 -b +E164 [-mode voice|sms|voice+sms] [-ttl 1h] [-record] [-unique-name N] [-proxy +E164]
-           list [-state open|closed] [-participant +E164] [-unique-name N] [-limit N] [-cursor C]
-           get -id ID | close -id ID
+           list [-state open|closed] [-participant +E164] [-proxy +E164] [-unique-name N] [-limit N] [-cursor C]
+           get -id ID | close -id ID | interactions -id ID
 environment: VEIL_URL (default http://127.0.0.1:8080), VEIL_TOKEN (bearer token)
 `
 
@@ -52,6 +51,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	base := getenv("VEIL_URL")
 	if base == "" {
 		base = "http://127.0.0.1:8080"
+	}
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		fmt.Fprintf(stderr, "veilctl: VEIL_URL must start with http:// or https:// (got %q)\n", base)
+		return 2
 	}
 	c := &admin.Client{BaseURL: base, Token: getenv("VEIL_TOKEN")}
 	if c.Token == "" {
@@ -107,6 +110,24 @@ func dispatch(ctx context.Context, c *admin.Client, resource, action string, arg
 			return nil, err
 		}
 		return c.CreateToken(ctx, admin.CreateTokenRequest{Role: admin.Role(*role), Name: *name})
+	case "tokens list":
+		if err := parse(); err != nil {
+			return nil, err
+		}
+		l, err := c.ListTokens(ctx)
+		return admin.TokenList{Tokens: l}, err
+	case "tokens revoke":
+		id := str("id", "token id (tok_...)")
+		if err := parse("id"); err != nil {
+			return nil, err
+		}
+		return nil, c.RevokeToken(ctx, *id)
+	case "numbers get":
+		num := str("number", "E.164")
+		if err := parse("number"); err != nil {
+			return nil, err
+		}
+		return c.GetNumber(ctx, *num)
 	case "numbers add":
 		num, carrier, caps, fallback := str("number", "E.164"), str("carrier", "carrier name"), str("capabilities", "voice,sms"), str("fallback", "E.164")
 		reserved := fs.Bool("reserved", false, "never allocate automatically")
@@ -160,13 +181,13 @@ func dispatch(ctx context.Context, c *admin.Client, resource, action string, arg
 			UniqueName: *uniq, ProxyNumber: *proxy,
 		})
 	case "sessions list":
-		state, part, uniq, cursor := str("state", "open or closed"), str("participant", "E.164"), str("unique-name", ""), str("cursor", "from next_cursor")
+		state, part, uniq, cursor, proxy := str("state", "open or closed"), str("participant", "E.164"), str("unique-name", ""), str("cursor", "from next_cursor"), str("proxy", "E.164")
 		limit := fs.Int("limit", 0, "page size, 1..1000")
 		if err := parse(); err != nil {
 			return nil, err
 		}
 		q := url.Values{}
-		for k, v := range map[string]string{"state": *state, "participant": *part, "unique_name": *uniq, "cursor": *cursor} {
+		for k, v := range map[string]string{"state": *state, "participant": *part, "unique_name": *uniq, "cursor": *cursor, "proxy_number": *proxy} {
 			if v != "" {
 				q.Set(k, v)
 			}
@@ -175,13 +196,17 @@ func dispatch(ctx context.Context, c *admin.Client, resource, action string, arg
 			q.Set("limit", strconv.Itoa(*limit))
 		}
 		return c.ListSessions(ctx, q)
-	case "sessions get", "sessions close":
+	case "sessions get", "sessions close", "sessions interactions":
 		id := str("id", "session id")
 		if err := parse("id"); err != nil {
 			return nil, err
 		}
-		if action == "get" {
+		switch action {
+		case "get":
 			return c.GetSession(ctx, *id)
+		case "interactions":
+			l, err := c.ListInteractions(ctx, *id)
+			return admin.InteractionList{Interactions: l}, err
 		}
 		return c.CloseSession(ctx, *id)
 	}

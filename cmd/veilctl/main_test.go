@@ -80,6 +80,20 @@ func TestVeilctlFlow(t *testing.T) {
 	if code, out, _ := ctl(t, url, "tok", "sessions", "get", "-id", id); code != 0 || !strings.Contains(out, `"close_reason": "closed"`) {
 		t.Fatalf("get = %d %s", code, out)
 	}
+	if code, out, _ := ctl(t, url, "tok", "sessions", "interactions", "-id", id); code != 0 || !strings.Contains(out, `"interactions": []`) {
+		t.Fatalf("interactions = %d %s", code, out)
+	}
+	if code, out, _ := ctl(t, url, "tok", "numbers", "get", "-number", "+15550100001"); code != 0 || !strings.Contains(out, `"carrier": "carrier1"`) {
+		t.Fatalf("numbers get = %d %s", code, out)
+	}
+	var toks admin.TokenList
+	_, out, _ = ctl(t, url, "tok", "tokens", "list")
+	if err := json.Unmarshal([]byte(out), &toks); err != nil || len(toks.Tokens) != 1 || strings.Contains(out, "veil_") {
+		t.Fatalf("tokens list = %q, %v", out, err)
+	}
+	if code, _, _ := ctl(t, url, "tok", "tokens", "revoke", "-id", toks.Tokens[0].ID); code != 0 {
+		t.Fatalf("tokens revoke = %d", code)
+	}
 	if code, _, _ := ctl(t, url, "tok", "numbers", "delete", "-number", "+15550100001"); code != 0 {
 		t.Fatalf("numbers delete = %d", code)
 	}
@@ -92,5 +106,8 @@ func TestVeilctlAuth(t *testing.T) {
 	}
 	if code, _, errOut := ctl(t, url, "wrong", "numbers", "list"); code != 1 || !strings.Contains(errOut, "401 unauthorized") {
 		t.Fatalf("bad token = %d %q", code, errOut)
+	}
+	if code, _, errOut := ctl(t, strings.TrimPrefix(url, "http://"), "tok", "numbers", "list"); code != 2 || !strings.Contains(errOut, "http://") {
+		t.Fatalf("VEIL_URL without scheme = %d %q", code, errOut)
 	}
 }
