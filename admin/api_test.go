@@ -41,6 +41,7 @@ var endpointTests = map[string]string{
 	"POST /v1/numbers":                   "TestNumbers",
 	"GET /v1/numbers":                    "TestNumbers",
 	"GET /v1/numbers/{number}":           "TestNumbers",
+	"PATCH /v1/numbers/{number}":         "TestNumberUpdate",
 	"DELETE /v1/numbers/{number}":        "TestNumbers",
 	"POST /v1/routes":                    "TestRoutes",
 	"GET /v1/routes":                     "TestRoutes",
@@ -331,7 +332,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		allow        []string
 	}{
 		{"PUT", "/v1/numbers", []string{"POST", "GET"}},
-		{"PATCH", "/v1/numbers/" + proxy1, []string{"GET", "DELETE"}},
+		{"PUT", "/v1/numbers/" + proxy1, []string{"GET", "PATCH", "DELETE"}},
 		{"DELETE", "/v1/sessions", []string{"POST", "GET"}},
 		{"DELETE", "/v1/sessions/ses_x", []string{"GET"}},
 		{"GET", "/v1/sessions/ses_x/close", []string{"POST"}},
@@ -1405,4 +1406,47 @@ func TestHostileInputAnswers(t *testing.T) {
 		resp, b := a.request(t, "POST", "/v1/tokens", h, strings.NewReader(`{"role":"reviewer"}`))
 		wantError(t, resp.StatusCode, b, 415, "unsupported_media_type")
 	})
+}
+
+// TestNumberUpdate: reserving a number retires it from allocation while
+// its open sessions keep it; the fallback can be set and removed.
+func TestNumberUpdate(t *testing.T) {
+	e := newAPI(t)
+	e.mustDo(t, 201, "POST", "/v1/numbers", map[string]any{"number": proxy1, "carrier": "carrier1"}, nil)
+	var sess Session
+	e.mustDo(t, 201, "POST", "/v1/sessions", map[string]any{"participants": []Participant{{alice}, {bob}}}, &sess)
+	var n Number
+	e.mustDo(t, 200, "PATCH", "/v1/numbers/"+proxy1, map[string]any{"reserved": true, "fallback_number": "+442079460000"}, &n)
+	if !n.Reserved || n.FallbackNumber != "+442079460000" || n.OpenSessions != 1 {
+		t.Fatalf("after PATCH: %+v", n)
+	}
+	// Retired: no new session gets it, the open one keeps it.
+	status, body := e.do(t, "POST", "/v1/sessions", bootToken, map[string]any{"participants": []Participant{{carol}, {dave}}})
+	wantError(t, status, body, 409, "pool_exhausted")
+	var got Session
+	e.mustDo(t, 200, "GET", "/v1/sessions/"+sess.ID, nil, &got)
+	if got.State != "open" || got.ProxyNumber != proxy1 {
+		t.Fatalf("open session after reserve: %+v", got)
+	}
+	// Only given fields change.
+	n = Number{}
+	e.mustDo(t, 200, "PATCH", "/v1/numbers/"+proxy1, map[string]any{"fallback_number": ""}, &n)
+	if !n.Reserved || n.FallbackNumber != "" {
+		t.Fatalf("after clearing fallback: %+v", n)
+	}
+	for _, c := range []struct {
+		body   string
+		status int
+		code   string
+	}{
+		{`{"fallback_number":"12"}`, 400, "invalid_request"},
+		{`{"fallback_number":"` + proxy1 + `"}`, 400, "invalid_request"},
+		{`{"carrier":"carrier2"}`, 400, "unknown_field"},
+		{`{"reserved":"yes"}`, 400, "invalid_json"},
+	} {
+		status, body := e.do(t, "PATCH", "/v1/numbers/"+proxy1, bootToken, c.body)
+		wantError(t, status, body, c.status, c.code)
+	}
+	status, body = e.do(t, "PATCH", "/v1/numbers/"+proxy2, bootToken, `{"reserved":true}`)
+	wantError(t, status, body, 404, "number_not_found")
 }

@@ -115,6 +115,12 @@ func (c *Client) ListNumbers(ctx context.Context) ([]Number, error) {
 	return l.Numbers, c.Do(ctx, "GET", "/v1/numbers", nil, &l)
 }
 
+// UpdateNumber changes a proxy number's reserved flag or fallback.
+func (c *Client) UpdateNumber(ctx context.Context, number string, req UpdateNumberRequest) (Number, error) {
+	var n Number
+	return n, c.Do(ctx, "PATCH", "/v1/numbers/"+url.PathEscape(number), req, &n)
+}
+
 // DeleteNumber removes a proxy number.
 func (c *Client) DeleteNumber(ctx context.Context, number string) error {
 	return c.Do(ctx, "DELETE", "/v1/numbers/"+url.PathEscape(number), nil, nil)

@@ -114,6 +114,25 @@ func (s *Server) getNumber(r *http.Request, _ principal) (int, any, error) {
 	return http.StatusOK, numberOut(n.Number, n.OpenSessions), nil
 }
 
+func (s *Server) updateNumber(r *http.Request, _ principal) (int, any, error) {
+	var req UpdateNumberRequest
+	if err := s.decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	num := r.PathValue("number")
+	n, err := s.routing.UpdateNumber(r.Context(), num, routing.UpdateNumberRequest{
+		Reserved: req.Reserved, FallbackNumber: req.FallbackNumber,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	u, err := s.routing.GetNumber(num)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, numberOut(n, u.OpenSessions), nil
+}
+
 func (s *Server) deleteNumber(r *http.Request, _ principal) (int, any, error) {
 	if err := s.routing.DeleteNumber(r.Context(), r.PathValue("number")); err != nil {
 		return 0, nil, err

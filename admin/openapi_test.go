@@ -487,6 +487,10 @@ func TestOpenAPIStatusesAndBodies(t *testing.T) {
 	c.do("GET", "/v1/numbers/{number}", "/v1/numbers/"+num1, admin, "", "", 200)
 	c.do("GET", "/v1/numbers/{number}", "/v1/numbers/%2B"+num2[1:], admin, "", "", 200)
 	c.do("GET", "/v1/numbers/{number}", "/v1/numbers/+15555550100", admin, "", "", 404)
+	c.do("PATCH", "/v1/numbers/{number}", "/v1/numbers/"+num2, admin, "", `{"reserved":false,"fallback_number":""}`, 200)
+	c.do("PATCH", "/v1/numbers/{number}", "/v1/numbers/"+num2, admin, "", `{"reserved":true}`, 200)
+	c.do("PATCH", "/v1/numbers/{number}", "/v1/numbers/"+num2, admin, "", `{"fallback_number":"12"}`, 400)
+	c.do("PATCH", "/v1/numbers/{number}", "/v1/numbers/+15555550100", admin, "", `{"reserved":true}`, 404)
 
 	// Routes.
 	c.do("POST", "/v1/routes", "/v1/routes", admin, "", `{"prefix":"+44","carriers":["carrier1"]}`, 201)
@@ -623,6 +627,7 @@ func TestOpenAPIRequestSchemas(t *testing.T) {
 	requests := map[string]reflect.Type{
 		"CreateTokenRequest":   reflect.TypeFor[CreateTokenRequest](),
 		"AddNumberRequest":     reflect.TypeFor[AddNumberRequest](),
+		"UpdateNumberRequest":  reflect.TypeFor[UpdateNumberRequest](),
 		"RouteRequest":         reflect.TypeFor[RouteRequest](),
 		"CreateSessionRequest": reflect.TypeFor[CreateSessionRequest](),
 		"Participant":          reflect.TypeFor[Participant](), // inside CreateSessionRequest
@@ -650,10 +655,11 @@ func TestOpenAPIRequestSchemas(t *testing.T) {
 
 	// Each operation with a body takes the request type its handler decodes.
 	bodies := map[string]string{
-		"POST /v1/tokens":   "CreateTokenRequest",
-		"POST /v1/numbers":  "AddNumberRequest",
-		"POST /v1/routes":   "RouteRequest",
-		"POST /v1/sessions": "CreateSessionRequest",
+		"POST /v1/tokens":            "CreateTokenRequest",
+		"POST /v1/numbers":           "AddNumberRequest",
+		"PATCH /v1/numbers/{number}": "UpdateNumberRequest",
+		"POST /v1/routes":            "RouteRequest",
+		"POST /v1/sessions":          "CreateSessionRequest",
 	}
 	for key, op := range ops {
 		rb, has := op["requestBody"].(map[string]any)

@@ -128,6 +128,7 @@ func (s *Server) endpoints() []endpoint {
 		{"POST", "/v1/numbers", adminOnly, s.addNumber},
 		{"GET", "/v1/numbers", adminOnly, s.listNumbers},
 		{"GET", "/v1/numbers/{number}", adminOnly, s.getNumber},
+		{"PATCH", "/v1/numbers/{number}", adminOnly, s.updateNumber},
 		{"DELETE", "/v1/numbers/{number}", adminOnly, s.deleteNumber},
 		{"POST", "/v1/routes", adminOnly, s.setRoute},
 		{"GET", "/v1/routes", adminOnly, s.listRoutes},

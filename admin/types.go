@@ -53,6 +53,13 @@ type AddNumberRequest struct {
 	FallbackNumber string   `json:"fallback_number,omitempty"`
 }
 
+// UpdateNumberRequest is the body of PATCH /v1/numbers/{number}; absent
+// fields stay as they are.
+type UpdateNumberRequest struct {
+	Reserved       *bool   `json:"reserved,omitempty"`
+	FallbackNumber *string `json:"fallback_number,omitempty"`
+}
+
 // Number is a proxy number of the pool.
 type Number struct {
 	Number         string    `json:"number"`

@@ -118,6 +118,50 @@ func (s *Service) ListNumbers() []NumberUsage {
 	return out
 }
 
+// UpdateNumberRequest changes a proxy number; nil fields stay as they are.
+type UpdateNumberRequest struct {
+	// Reserved true takes the number out of automatic allocation (the way
+	// to retire a number: reserve it, let its sessions end, delete it).
+	Reserved *bool
+	// FallbackNumber; "" removes the number's own fallback.
+	FallbackNumber *string
+}
+
+// UpdateNumber changes a proxy number's reserved flag or fallback; the
+// write is synced before it returns. Open sessions keep the number.
+func (s *Service) UpdateNumber(ctx context.Context, num string, req UpdateNumberRequest) (*Number, error) {
+	if req.FallbackNumber != nil && *req.FallbackNumber != "" {
+		if _, err := ParseE164(*req.FallbackNumber); err != nil {
+			return nil, err
+		}
+		if *req.FallbackNumber == num {
+			return nil, invalidf("fallback_number cannot be the number itself")
+		}
+	}
+	// Number updates are rare: writing under the lock keeps memory and
+	// disk in the same order without a reservation scheme.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pn := s.pool.numbers[num]
+	if pn == nil || pn.adding || pn.deleting {
+		return nil, ErrNumberNotFound
+	}
+	n := *pn.n
+	if req.Reserved != nil {
+		n.Reserved = *req.Reserved
+	}
+	if req.FallbackNumber != nil {
+		n.FallbackNumber = *req.FallbackNumber
+	}
+	b := s.db.NewBatch()
+	b.SetJSON(store.Key(store.PrefixNumber, num), &n)
+	if err := b.Commit(); err != nil {
+		return nil, err
+	}
+	pn.n = &n
+	return &n, nil
+}
+
 // DeleteNumber removes a proxy number; it fails with ErrNumberInUse while
 // an open session uses it.
 func (s *Service) DeleteNumber(ctx context.Context, num string) error {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 func TestAddNumber(t *testing.T) {
@@ -168,4 +170,51 @@ func TestDeleteNumberAfterExpirySwept(t *testing.T) {
 	}
 	wantErr(t, "DeleteNumber after the session expired", e.svc.DeleteNumber(ctx, "+15550000001"), nil)
 	checkClean(t, e.db)
+}
+
+// TestUpdateNumberPersistsAndRetires: a reserved number leaves automatic
+// allocation at once, keeps its open sessions, and stays reserved after a
+// restart.
+func TestUpdateNumberPersistsAndRetires(t *testing.T) {
+	fs := vfs.NewMem()
+	clock := newFakeClock()
+	db := openMemStore(t, fs)
+	svc, err := New(db, testOptions(Options{}, clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := svc.AddNumber(ctx, AddNumberRequest{Number: "+15550100001", Carrier: testCarriers[0]}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := svc.CreateSession(ctx, CreateSessionRequest{Participants: []string{"+15550200001", "+15550200002"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes, fb := true, "+442079460000"
+	n, err := svc.UpdateNumber(ctx, "+15550100001", UpdateNumberRequest{Reserved: &yes, FallbackNumber: &fb})
+	if err != nil || !n.Reserved || n.FallbackNumber != fb {
+		t.Fatalf("UpdateNumber = %+v, %v", n, err)
+	}
+	_, err = svc.CreateSession(ctx, CreateSessionRequest{Participants: []string{"+15550200003", "+15550200004"}})
+	wantErr(t, "create after reserve", err, ErrPoolExhausted)
+	if _, err := svc.ResolveCall(ctx, "+15550200001", "+15550100001"); err != nil {
+		t.Fatalf("open session lost its number: %v", err)
+	}
+	_, err = svc.ResolveCall(ctx, "+15550200009", "+15550100001")
+	if re := resolveErr(t, "stranger", err, ErrOutOfSession); re.Fallback != fb {
+		t.Fatalf("fallback = %q, want %q", re.Fallback, fb)
+	}
+	_, err = svc.UpdateNumber(ctx, "+15550100009", UpdateNumberRequest{Reserved: &yes})
+	wantErr(t, "update unknown", err, ErrNumberNotFound)
+	db.Close()
+
+	svc2, err := New(openMemStore(t, fs), testOptions(Options{}, clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := svc2.GetNumber("+15550100001")
+	if err != nil || !u.Reserved || u.FallbackNumber != fb || u.OpenSessions != 1 {
+		t.Fatalf("after restart: %+v, %v (session %s)", u, err, sess.ID)
+	}
 }

@@ -2,6 +2,7 @@
 //
 //	veilctl tokens create -role admin|reviewer [-name N] | list | revoke -id ID
 //	veilctl numbers add -number +E164 -carrier NAME [-capabilities voice,sms] [-reserved] [-fallback +E164]
+//	veilctl numbers update -number +E164 [-reserved=true|false] [-fallback +E164]
 //	veilctl numbers list | get -number +E164 | delete -number +E164
 //	veilctl routes add -prefix +44 -carriers c1,c2 | list | delete -prefix +44
 //	veilctl sessions create -a +E164 -b +E164 [-mode voice+sms] [-ttl 1h] [-record] [-unique-name N]
@@ -35,6 +36,7 @@ func main() {
 const usage = `usage: veilctl <resource> <action> [flags]
   tokens   create -role admin|reviewer [-name N] | list | revoke -id tok_...
   numbers  add -number +E164 -carrier NAME [-capabilities voice,sms] [-reserved] [-fallback +E164]
+           update -number +E164 [-reserved=true|false] [-fallback +E164]
            list | get -number +E164 | delete -number +E164
   routes   add -prefix +44 -carriers c1,c2 | list | delete -prefix +44
   sessions create -a +E164 -b +E164 [-mode voice|sms|voice+sms] [-ttl 1h] [-record] [-unique-name N] [-proxy +E164]
@@ -135,6 +137,25 @@ func dispatch(ctx context.Context, c *admin.Client, resource, action string, arg
 			return nil, err
 		}
 		return c.AddNumber(ctx, admin.AddNumberRequest{Number: *num, Carrier: *carrier, Capabilities: splitList(*caps), Reserved: *reserved, FallbackNumber: *fallback})
+	case "numbers update":
+		num := str("number", "E.164")
+		var req admin.UpdateNumberRequest
+		fs.Func("reserved", "true or false: take the number out of (or back into) allocation", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			req.Reserved = &b
+			return err
+		})
+		fs.Func("fallback", "E.164 for out-of-session traffic; empty removes it", func(v string) error {
+			req.FallbackNumber = &v
+			return nil
+		})
+		if err := parse("number"); err != nil {
+			return nil, err
+		}
+		if req.Reserved == nil && req.FallbackNumber == nil {
+			return nil, usageError{"give -reserved or -fallback"}
+		}
+		return c.UpdateNumber(ctx, *num, req)
 	case "numbers list":
 		if err := parse(); err != nil {
 			return nil, err
