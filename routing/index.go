@@ -38,6 +38,17 @@ func newIndex() index {
 	}
 }
 
+// presize makes the maps for n sessions; only on an empty index, at start.
+func (x *index) presize(n int) {
+	if n == 0 {
+		return
+	}
+	x.byID = make(map[string]*openSession, n)
+	x.byPair = make(map[pairKey]*openSession, 2*n)
+	x.byParticipant = make(map[string][]*openSession, 2*n)
+	x.expiry = make(expiryHeap, 0, n)
+}
+
 func (x *index) add(o *openSession) {
 	s := o.sess
 	x.byID[s.ID] = o
