@@ -1,0 +1,34 @@
+// Package media owns the media plane of a bridged call: SDP offer/answer
+// rewriting, the RTP/RTCP port pool, the RTP/SRTP relay between the two legs,
+// symmetric latching, per-leg statistics and the recording tap.
+//
+// media knows nothing of sessions, numbers or SIP dialogs. It must not import
+// routing, sip, admin, recorder, smpp or store: the sip package drives it
+// through small interfaces that sip declares, and the recording tap is an
+// interface the caller injects. Its only third-party dependencies are pion's
+// rtp, srtp and sdp packages.
+//
+// # Data flow
+//
+// One relay per leg pair; each socket has one reader goroutine and packets are
+// forwarded without a lock or an allocation on the hot path:
+//
+//	        leg A (caller's carrier)                 leg B (callee's carrier)
+//	RTP/SRTP --> [socket A] --> decrypt --> relay --> encrypt --> [socket B] --> RTP/SRTP
+//	                                          |
+//	                                          +--> tap (recorder; never blocks,
+//	                                                a full buffer drops and counts)
+//	   (and the same path from B to A)
+//
+// What exists now: only the SDP rewrite ([RewriteSDP], [ParseSDP]). It builds
+// a new session description per leg from Veil's own address, ports and
+// session identifiers, and copies only an allow-list of media attributes, so
+// nothing of one leg's SDP (addresses, origin, ICE, tool names, custom
+// attributes) reaches the other leg. The port pool, relay, latching, stats,
+// SRTP re-keying and the tap come with later work.
+//
+// # Concurrency
+//
+// [RewriteSDP] and [ParseSDP] are pure functions of their arguments and are
+// safe for concurrent use.
+package media

@@ -1,0 +1,19 @@
+package media
+
+import "errors"
+
+var (
+	// ErrBadSDP reports an SDP body that Veil will not relay: malformed,
+	// empty, too large, without a usable media section, with a connection
+	// address that is not an IN IP4/IP6 unicast address, or with a media
+	// section that has no connection address. The sip package answers it
+	// with 488 Not Acceptable Here (RFC 3261 §21.4.26). Errors returned by
+	// this package wrap it with the detail.
+	ErrBadSDP = errors.New("unacceptable SDP")
+
+	// ErrBadLeg reports that the caller's [LegAddr] does not fit the SDP
+	// being rewritten: an invalid address, a port count different from the
+	// number of media sections, or a port out of range. It is a bug in the
+	// caller, not in the peer's SDP (a 500, not a 488).
+	ErrBadLeg = errors.New("leg address does not fit the SDP")
+)
