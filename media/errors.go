@@ -17,3 +17,22 @@ var (
 	// caller, not in the peer's SDP (a 500, not a 488).
 	ErrBadLeg = errors.New("leg address does not fit the SDP")
 )
+
+var (
+	// ErrBadPortOptions reports [PortPoolOptions] that [NewPortPool]
+	// refuses: a port range outside 1024..65535, an odd Min, a Max not above
+	// Min, or a negative duration or count. The error names every problem.
+	ErrBadPortOptions = errors.New("invalid media port pool options")
+
+	// ErrPortsExhausted reports that every RTP/RTCP pair of the pool is in
+	// use or still draining after its last call. The sip package answers
+	// the call that needed it with 503 Service Unavailable
+	// (RFC 3261 §21.5.4).
+	ErrPortsExhausted = errors.New("media ports exhausted")
+
+	// ErrPortsUnbindable reports that [PortPool.AcquireBound] tried as many
+	// pairs as it is allowed and could bind none of them (another process
+	// holds the ports, or the address is wrong). The error also wraps the
+	// last bind error.
+	ErrPortsUnbindable = errors.New("no bindable media port pair")
+)
