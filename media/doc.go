@@ -20,18 +20,25 @@
 //	                                                a full buffer drops and counts)
 //	   (and the same path from B to A)
 //
-// What exists now: the SDP rewrite ([RewriteSDP], [ParseSDP]) and the port
-// pool ([PortPool]). The rewrite builds a new session description per leg
-// from Veil's own address, ports and session identifiers, and copies only an
-// allow-list of media attributes, so nothing of one leg's SDP (addresses,
-// origin, ICE, tool names, custom attributes) reaches the other leg. The
-// pool hands out RTP/RTCP port pairs and keeps released pairs out of use for
-// a drain time; it binds nothing. The relay, latching, stats, SRTP
-// re-keying and the tap come with later work.
+// What exists now: the SDP rewrite ([RewriteSDP], [ParseSDP]), the port
+// pool ([PortPool]) and the plain-RTP relay ([Relay]). The rewrite builds a
+// new session description per leg from Veil's own address, ports and
+// session identifiers, and copies only an allow-list of media attributes, so
+// nothing of one leg's SDP (addresses, origin, ICE, tool names, custom
+// attributes) reaches the other leg. The pool hands out RTP/RTCP port pairs
+// and keeps released pairs out of use for a drain time; it binds nothing.
+// The relay forwards RTP and RTCP between two legs with symmetric latching
+// (foreign sources dropped after latching), per-direction stats (RFC 3550
+// loss and jitter) and a media timeout. SRTP re-keying and the tap come
+// with later work.
 //
 // # Concurrency
 //
 // [RewriteSDP] and [ParseSDP] are pure functions of their arguments and are
 // safe for concurrent use. A [PortPool] is safe for concurrent use: one
-// mutex, no goroutine, nothing called under the lock.
+// mutex, no goroutine, nothing called under the lock. A [Relay] owns its
+// sockets: one reader goroutine per socket plus a timeout checker, all
+// joined by an idempotent Close; the latched peers are atomic pointers and
+// the counters atomics, so the per-packet path takes no lock and allocates
+// nothing.
 package media

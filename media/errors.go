@@ -36,3 +36,15 @@ var (
 	// last bind error.
 	ErrPortsUnbindable = errors.New("no bindable media port pair")
 )
+
+var (
+	// ErrBadRelayOptions reports [RelayOptions] that [NewRelay] refuses: a
+	// missing RTP socket, a socket given twice, or a negative count or
+	// duration. The error names every problem.
+	ErrBadRelayOptions = errors.New("invalid media relay options")
+
+	// ErrMediaTimeout reports that a [Relay] saw no packet from either
+	// leg's latched peer for its MediaTimeout. The call ends: the sip
+	// package sends BYE on both legs.
+	ErrMediaTimeout = errors.New("media timeout")
+)
