@@ -205,6 +205,12 @@ func TestRelayForwardsBothWays(t *testing.T) {
 		send(t, tr.peerA, addrOf(tr.aRTP), p)
 		expectPacket(t, tr.peerB, p, addrOf(tr.bRTP))
 	}
+	// A reader counts a packet after its write returns, which can be
+	// after the peer has it: wait for the count, do not race the reader.
+	waitFor(t, "the forwarded packets counted", func() bool {
+		st := tr.relay.Stats()
+		return st.AToB.Packets == 3 && st.BToA.Packets == 1
+	})
 	st := tr.relay.Stats()
 	pktLen := uint64(len(rtpPacket(0, 0, 0, "hello from A")))
 	if st.AToB.Packets != 3 || st.AToB.Bytes != 3*pktLen || st.AToB.RTPReceived != 3 || st.AToB.SSRC != 0xa11ce {
@@ -276,6 +282,7 @@ func TestRelayDropsForeignSource(t *testing.T) {
 	send(t, tr.peerA, addrOf(tr.aRTP), next)
 	expectPacket(t, tr.peerB, next, addrOf(tr.bRTP))
 
+	waitFor(t, "the forwarded packets counted", func() bool { return tr.relay.Stats().AToB.Packets == 2 })
 	st := tr.relay.Stats().AToB
 	if st.Packets != 2 || st.DroppedSource != 1 || st.Relatches != 0 {
 		t.Errorf("AToB = %+v, want 2 packets, 1 dropped, no relatch", st)
@@ -371,6 +378,12 @@ func TestRelayRTCP(t *testing.T) {
 			send(t, tr.peerA, addrOf(tr.aRTP), p)
 			expectPacket(t, tr.peerB, p, addrOf(tr.bRTP))
 
+			// A reader counts a packet after forwarding it: wait for the
+			// count rather than racing the reader goroutine.
+			waitFor(t, "stats of both directions", func() bool {
+				st := tr.relay.Stats()
+				return st.AToB.Packets == 2 && st.BToA.Packets == 1
+			})
 			st := tr.relay.Stats()
 			if st.AToB.RTCPPackets != 1 || st.AToB.Packets != 2 || st.AToB.RTPReceived != 1 {
 				t.Errorf("AToB = %+v, want 1 RTCP of 2 packets, 1 RTP", st.AToB)
@@ -566,6 +579,7 @@ func TestRelayMalformed(t *testing.T) {
 	// the good one.
 	send(t, tr.peerA, addrOf(tr.aRTP), good)
 	expectPacket(t, tr.peerB, good, addrOf(tr.bRTP))
+	waitFor(t, "the good packet counted", func() bool { return tr.relay.Stats().AToB.Packets >= 1 })
 	if st := tr.relay.Stats().AToB; st.Packets != 1 || st.RTPReceived != 1 {
 		t.Errorf("AToB = %+v, want 1 packet forwarded", st)
 	}

@@ -1,0 +1,503 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emiago/sipgo"
+	sipmsg "github.com/emiago/sipgo/sip"
+
+	"github.com/veilgw/veil/configs"
+)
+
+// ErrTLSNotSupported is returned by NewServer for a tls:// listen entry:
+// TLS listeners and their certificates come with secure calls.
+// (Declared here rather than in errors.go only because this slice of the
+// SIP edge was written in new files; it belongs with the other sentinels.)
+var ErrTLSNotSupported = errors.New("tls listeners are not supported yet")
+
+// Reasons an inbound INVITE is refused; statusFor maps them to a SIP status.
+var (
+	errNotTrunk        = errors.New("source is not in any carrier's inbound_cidrs")
+	errBadDialled      = errors.New("dialled number unreadable")
+	errBadCaller       = errors.New("caller number unreadable")
+	errShuttingDown    = errors.New("server shutting down")
+	errListenerStopped = errors.New("listener stopped")
+)
+
+// statusFor is the one place an inbound-call error becomes a SIP final
+// response (STYLE habit 10).
+func statusFor(err error) (int, string) {
+	switch {
+	case errors.Is(err, errNotTrunk):
+		return 403, "Forbidden" // RFC 3261 §21.4.4
+	case errors.Is(err, errBadDialled):
+		return 404, "Not Found" // RFC 3261 §21.4.5: not a number we serve
+	case errors.Is(err, errBadCaller):
+		return 400, "Bad Request" // see ErrBadNumber: unreadable caller
+	case errors.Is(err, errShuttingDown):
+		return 503, "Service Unavailable"
+	default:
+		return 500, "Server Internal Error"
+	}
+}
+
+// allowedMethods is the Allow header value of 200 (OPTIONS) and 405
+// responses (RFC 3261 §20.5, §21.4.6).
+const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+
+// CallHandler takes inbound calls that passed the trunk ACL and whose
+// numbers were read. The server declares it; the B2BUA call flow will
+// implement it.
+type CallHandler interface {
+	// HandleInvite owns the call until it returns: it must send a final
+	// response through call.Respond (if it returns without one the server
+	// answers 500). ctx is cancelled when the INVITE transaction
+	// terminates (CANCEL, transport error) or the server closes; the
+	// handler must then return promptly. HandleInvite runs on a goroutine
+	// of its own and may block for the whole call.
+	HandleInvite(ctx context.Context, call *InboundCall)
+}
+
+// CallHandlerFunc adapts a function to CallHandler.
+type CallHandlerFunc func(ctx context.Context, call *InboundCall)
+
+// HandleInvite calls f(ctx, call).
+func (f CallHandlerFunc) HandleInvite(ctx context.Context, call *InboundCall) { f(ctx, call) }
+
+// InboundCall is an initial INVITE from a carrier trunk whose numbers were
+// read, already answered 100 Trying. Its exported fields are read-only.
+type InboundCall struct {
+	// Carrier is the name of the carrier whose inbound_cidrs hold Source.
+	Carrier string
+	// Caller is the caller's E.164 number (P-Asserted-Identity, else From).
+	Caller string
+	// Dialled is the dialled E.164 number (Request-URI, else To): a proxy
+	// number, if it is one of ours.
+	Dialled string
+	// Source is the address the INVITE came from.
+	Source netip.AddrPort
+
+	req   *sipmsg.Request
+	tx    sipmsg.ServerTransaction
+	toTag string
+	final atomic.Bool
+}
+
+// Request returns the INVITE. It must not be modified (sipgo's transaction
+// still reads it).
+func (c *InboundCall) Request() *sipmsg.Request { return c.req }
+
+// Transaction returns the INVITE server transaction, for its Acks, Done
+// and OnCancel. Final responses must go through Respond.
+func (c *InboundCall) Transaction() sipmsg.ServerTransaction { return c.tx }
+
+// Respond sends a response without a body to the INVITE. Every response
+// but 100 carries the same To tag (RFC 3261 §8.2.6.2). Only one final
+// response (>= 200) may be sent; a second returns an error.
+func (c *InboundCall) Respond(status int, reason string) error {
+	return c.RespondBody(status, reason, nil, "")
+}
+
+// RespondBody is Respond with a body (an SDP answer, for example) of the
+// given Content-Type.
+func (c *InboundCall) RespondBody(status int, reason string, body []byte, contentType string) error {
+	if status >= 200 && !c.final.CompareAndSwap(false, true) {
+		return fmt.Errorf("responding %d: a final response was already sent", status)
+	}
+	res := newResponse(c.req, status, reason, body, c.toTag)
+	if contentType != "" && body != nil {
+		res.AppendHeader(sipmsg.NewHeader("Content-Type", contentType))
+	}
+	if err := c.tx.Respond(res); err != nil {
+		return fmt.Errorf("responding %d: %w", status, err)
+	}
+	return nil
+}
+
+// newResponse builds a response to req. sipgo's NewResponseFromRequest
+// mints a fresh random To tag for every response, so a provisional and
+// the final answer of one INVITE would disagree; toTag, when set, is put
+// in place of it (unless the request already had a To tag).
+func newResponse(req *sipmsg.Request, status int, reason string, body []byte, toTag string) *sipmsg.Response {
+	res := sipmsg.NewResponseFromRequest(req, status, reason, body)
+	if status > 100 && toTag != "" {
+		if rt := req.To(); rt != nil && !rt.Params.Has("tag") {
+			if to := res.To(); to != nil {
+				to.Params.Add("tag", toTag)
+			}
+		}
+	}
+	return res
+}
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// Listen lists the sockets to serve, as configs.SIP.Listen:
+	// "udp://host:port" or "tcp://host:port" (port 0 picks a free one;
+	// see Server.Addrs). tls:// fails with ErrTLSNotSupported. Required.
+	Listen []string
+	// ACL says which carrier an INVITE's source address belongs to. Nil
+	// refuses every INVITE with 403.
+	ACL *TrunkACL
+	// Handler takes the accepted INVITEs. Required.
+	Handler CallHandler
+	// Logger receives the server's logs and sipgo's. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is Veil's SIP edge: it listens on the configured UDP and TCP
+// sockets, answers OPTIONS, refuses INVITEs from outside the trunk ACL
+// with 403 and hands the others to the CallHandler.
+//
+// sipgo runs each request on a goroutine of its own (its transaction
+// layer), and so the CallHandler. The Server tracks the handler
+// invocations and its listener goroutines and joins them in Close. sipgo's
+// own per-connection TCP readers and transaction timers are stopped by
+// closing its user agent in Close but cannot be joined from outside.
+//
+// The Server sets no sipgo globals (timers, debug flags, message size
+// limits): those belong to main (STYLE habit 21).
+type Server struct {
+	log     *slog.Logger
+	acl     *TrunkACL
+	handler CallHandler
+
+	ua  *sipgo.UserAgent
+	srv *sipgo.Server
+
+	udp   []net.PacketConn
+	tcp   []net.Listener
+	addrs []string
+
+	ctx    context.Context // parent of every handler's context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	closed  bool
+	serving bool
+	calls   sync.WaitGroup // handler invocations in progress; Add under mu
+	serveWG sync.WaitGroup // listener goroutines
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{} // closed at the start of Close
+}
+
+// NewServer opens the listening sockets and builds the server; Serve
+// starts answering. If it fails nothing is left open.
+func NewServer(opts ServerOptions) (*Server, error) {
+	if len(opts.Listen) == 0 {
+		return nil, errors.New("new SIP server: no listen addresses")
+	}
+	if opts.Handler == nil {
+		return nil, errors.New("new SIP server: no call handler")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		log:     log,
+		acl:     opts.ACL,
+		handler: opts.Handler,
+		done:    make(chan struct{}),
+	}
+	if err := s.listen(opts.Listen); err != nil {
+		s.closeSockets()
+		return nil, err
+	}
+
+	sipgoLog := log.With("component", "sipgo")
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("veil"),
+		sipgo.WithUserAgentTransportLayerOptions(sipmsg.WithTransportLayerLogger(sipgoLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sipmsg.WithTransactionLayerLogger(sipgoLog)),
+	)
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("new SIP user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipgoLog))
+	if err != nil {
+		s.closeSockets()
+		_ = ua.Close()
+		return nil, fmt.Errorf("new SIP server: %w", err)
+	}
+	s.ua, s.srv = ua, srv
+	srv.OnOptions(s.handleOptions)
+	srv.OnInvite(s.handleInvite)
+	srv.OnAck(func(*sipmsg.Request, sipmsg.ServerTransaction) {}) // never answered (RFC 3261 §17.1.1.3)
+	srv.OnNoRoute(s.handleOther)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// listen opens one socket per entry.
+func (s *Server) listen(entries []string) error {
+	for _, uri := range entries {
+		transport, addr, err := configs.SplitListen(uri)
+		if err != nil {
+			return fmt.Errorf("sip listen: %w", err)
+		}
+		switch transport {
+		case "udp":
+			c, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return fmt.Errorf("sip listen %q: %w", uri, err)
+			}
+			s.udp = append(s.udp, c)
+			s.addrs = append(s.addrs, "udp://"+c.LocalAddr().String())
+		case "tcp":
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("sip listen %q: %w", uri, err)
+			}
+			s.tcp = append(s.tcp, l)
+			s.addrs = append(s.addrs, "tcp://"+l.Addr().String())
+		case "tls":
+			return fmt.Errorf("sip listen %q: %w (certificates come with secure calls)", uri, ErrTLSNotSupported)
+		}
+	}
+	return nil
+}
+
+// Addrs returns the bound addresses in the configured order, in the form
+// of ServerOptions.Listen with the real port ("udp://127.0.0.1:40123").
+func (s *Server) Addrs() []string { return append([]string(nil), s.addrs...) }
+
+// Serve answers SIP on every socket until ctx is cancelled or Close is
+// called, then closes the server and returns nil; if a listener fails it
+// closes the server and returns that error. It may be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return errors.New("sip serve: server closed")
+	case s.serving:
+		s.mu.Unlock()
+		return errors.New("sip serve: already serving")
+	}
+	s.serving = true
+	s.mu.Unlock()
+
+	errc := make(chan error, len(s.udp)+len(s.tcp)) // one slot per listener: none blocks
+	for _, c := range s.udp {
+		s.serveWG.Go(func() {
+			// sipgo returns nil both when the socket is closed and after
+			// logging any other read error, so only s.done tells them apart.
+			err := s.srv.ServeUDP(c)
+			select {
+			case <-s.done:
+			default:
+				errc <- fmt.Errorf("serving udp %s: stopped: %w", c.LocalAddr(), errors.Join(err, errListenerStopped))
+			}
+		})
+	}
+	for _, l := range s.tcp {
+		s.serveWG.Go(func() {
+			err := s.srv.ServeTCP(l)
+			select {
+			case <-s.done: // closed by us: accept fails with net.ErrClosed
+			default:
+				errc <- fmt.Errorf("serving tcp %s: %w", l.Addr(), err)
+			}
+		})
+	}
+	s.log.Info("sip listening", "addrs", strings.Join(s.addrs, " "))
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	case err = <-errc:
+	}
+	return errors.Join(err, s.Close())
+}
+
+// Close stops the listeners, cancels every call handler's context and
+// waits for the handlers and listener goroutines to return, then closes
+// sipgo's transaction and transport layers. It is idempotent and safe to
+// call concurrently; every call returns the first call's result.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.done)
+		s.cancel()
+		err := s.closeSockets()
+		s.serveWG.Wait()
+		s.calls.Wait()
+		s.closeErr = errors.Join(err, s.ua.Close())
+	})
+	return s.closeErr
+}
+
+func (s *Server) closeSockets() error {
+	var err error
+	for _, c := range s.udp {
+		err = errors.Join(err, ignoreClosed(c.Close()))
+	}
+	for _, l := range s.tcp {
+		err = errors.Join(err, ignoreClosed(l.Close()))
+	}
+	return err
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// enter registers a handler invocation; false once the server is closing.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.calls.Add(1)
+	return true
+}
+
+// respond sends a stateful response and logs a failure.
+func (s *Server) respond(req *sipmsg.Request, tx sipmsg.ServerTransaction, status int, reason string, extra ...sipmsg.Header) {
+	res := sipmsg.NewResponseFromRequest(req, status, reason, nil)
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Warn("sip respond failed", "method", string(req.Method), "status", status, "src", req.Source(), "error", err)
+	}
+}
+
+// handleOptions answers 200 to anyone: carriers ping trunks with OPTIONS
+// (RFC 3261 §11.2) before the ACL matters, and the answer reveals nothing
+// but that Veil is up.
+func (s *Server) handleOptions(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	s.respond(req, tx, 200, "OK",
+		sipmsg.NewHeader("Allow", allowedMethods),
+		sipmsg.NewHeader("Accept", "application/sdp"))
+}
+
+// handleOther answers a request no other handler takes. Dialog methods
+// arriving here match no dialog: 481 (RFC 3261 §12.2.2, §9.2 for CANCEL).
+// Methods Veil knows but does not serve: 405 with Allow (§21.4.6); others:
+// 501 (§8.2.1).
+func (s *Server) handleOther(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	switch req.Method {
+	case sipmsg.BYE, sipmsg.CANCEL, sipmsg.UPDATE, sipmsg.INFO, sipmsg.PRACK:
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+	case sipmsg.REGISTER, sipmsg.SUBSCRIBE, sipmsg.NOTIFY, sipmsg.MESSAGE, sipmsg.PUBLISH, sipmsg.REFER:
+		s.respond(req, tx, 405, "Method Not Allowed", sipmsg.NewHeader("Allow", allowedMethods))
+	default:
+		s.respond(req, tx, 501, "Not Implemented", sipmsg.NewHeader("Allow", allowedMethods))
+	}
+}
+
+// handleInvite runs on sipgo's goroutine for the request: ACL, numbers,
+// 100 Trying, then the CallHandler, which owns the call until it returns.
+// sipgo terminates the transaction when this returns.
+func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if !s.enter() {
+		code, reason := statusFor(errShuttingDown)
+		s.respond(req, tx, code, reason)
+		return
+	}
+	defer s.calls.Done()
+
+	src, _ := netip.ParseAddrPort(req.Source()) // set by sipgo from the socket peer
+	log := s.log.With("src", src.String())
+	carrier, ok := s.acl.Carrier(src.Addr())
+	if !ok {
+		code, reason := statusFor(errNotTrunk)
+		log.Info("sip invite refused", "status", code, "reason", errNotTrunk)
+		s.respond(req, tx, code, reason)
+		return
+	}
+	log = log.With("carrier", carrier)
+
+	call := &InboundCall{Carrier: carrier, Source: src, req: req, tx: tx, toTag: sipmsg.GenerateTagN(16)}
+	// Reading the numbers is pure and quick, so a refusal goes out as the
+	// only response; a 100 before it would be noise (RFC 3261 §8.2.6.1).
+	if err := readNumbers(req, call); err != nil {
+		code, reason := statusFor(err)
+		log.Info("sip invite refused", "status", code, "error", err) // errors never quote numbers
+		if rerr := call.Respond(code, reason); rerr != nil {
+			log.Warn("sip invite: respond failed", "error", rerr)
+		}
+		return
+	}
+	// RFC 3261 §17.2.1: 100 Trying at once, before the handler does
+	// anything slow (routing, the outbound leg), so the carrier stops
+	// retransmitting. sipgo would send one itself after Timer_1xx (200 ms).
+	if err := call.Respond(100, "Trying"); err != nil {
+		log.Warn("sip invite: 100 Trying failed", "error", err)
+		return
+	}
+
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	tx.OnTerminate(func(string, error) { cancel() })
+	s.runHandler(ctx, call, log)
+	if !call.final.Load() {
+		code, reason := statusFor(nil)
+		log.Warn("sip call handler returned without a final response", "status", code)
+		if err := call.Respond(code, reason); err != nil {
+			log.Debug("sip invite: respond failed", "error", err)
+		}
+	}
+}
+
+// runHandler calls the CallHandler; a panic in it is logged, not fatal to
+// the server.
+func (s *Server) runHandler(ctx context.Context, call *InboundCall, log *slog.Logger) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("sip call handler panicked", "panic", r)
+		}
+	}()
+	s.handler.HandleInvite(ctx, call)
+}
+
+// readNumbers fills call.Dialled from the Request-URI (else To) and
+// call.Caller from P-Asserted-Identity (else From). The dialled number is
+// checked first: a number Veil does not serve is 404 whoever calls.
+func readNumbers(req *sipmsg.Request, call *InboundCall) error {
+	dialled, err := NumberFromURI(req.Recipient.String())
+	if err != nil {
+		to := req.To()
+		if to == nil {
+			return fmt.Errorf("%w: %w", errBadDialled, err)
+		}
+		if dialled, err = NumberFromURI(to.Value()); err != nil {
+			return fmt.Errorf("%w: %w", errBadDialled, err)
+		}
+	}
+	var pai []string
+	for _, h := range req.GetHeaders("P-Asserted-Identity") {
+		pai = append(pai, h.Value())
+	}
+	from := ""
+	if h := req.From(); h != nil {
+		from = h.Value()
+	}
+	caller, err := CallerNumber(pai, from)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBadCaller, err)
+	}
+	call.Dialled, call.Caller = dialled, caller
+	return nil
+}
