@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -58,7 +59,7 @@ func newTokens(db *store.DB, bootstrap string) (*tokens, error) {
 			return true, nil
 		}
 		var rec tokenRecord
-		if err := jsonUnmarshal(v, &rec); err != nil {
+		if err := json.Unmarshal(v, &rec); err != nil {
 			return false, fmt.Errorf("decoding token %s: %w", rec.ID, err)
 		}
 		t.byHash[[32]byte(raw)] = rec

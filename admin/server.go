@@ -25,8 +25,6 @@ import (
 	"github.com/veilgw/veil/store"
 )
 
-var jsonUnmarshal = json.Unmarshal
-
 // Options configure a Server. The zero value means defaults where noted.
 type Options struct {
 	// Routing answers for numbers, routes and sessions. Required.

@@ -155,18 +155,10 @@ type PortPool struct {
 // returns an error wrapping [ErrBadPortOptions] that names every problem of
 // opts.
 func NewPortPool(opts PortPoolOptions) (*PortPool, error) {
-	if opts.Min == 0 {
-		opts.Min = DefaultPortMin
-	}
-	if opts.Max == 0 {
-		opts.Max = DefaultPortMax
-	}
-	if opts.Drain == 0 {
-		opts.Drain = DefaultPortDrain
-	}
-	if opts.BindAttempts == 0 {
-		opts.BindAttempts = DefaultBindAttempts
-	}
+	orDefault(&opts.Min, DefaultPortMin)
+	orDefault(&opts.Max, DefaultPortMax)
+	orDefault(&opts.Drain, DefaultPortDrain)
+	orDefault(&opts.BindAttempts, DefaultBindAttempts)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

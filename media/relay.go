@@ -341,18 +341,10 @@ type reader struct {
 // them in Close (or when it stops on its own); when it returns an error,
 // wrapping [ErrBadRelayOptions], the caller still owns them.
 func NewRelay(opts RelayOptions) (*Relay, error) {
-	if opts.LatchPackets == 0 {
-		opts.LatchPackets = DefaultLatchPackets
-	}
-	if opts.RelatchAfter == 0 {
-		opts.RelatchAfter = DefaultRelatchAfter
-	}
-	if opts.MediaTimeout == 0 {
-		opts.MediaTimeout = DefaultMediaTimeout
-	}
-	if opts.ClockRate == 0 {
-		opts.ClockRate = DefaultClockRate
-	}
+	orDefault(&opts.LatchPackets, DefaultLatchPackets)
+	orDefault(&opts.RelatchAfter, DefaultRelatchAfter)
+	orDefault(&opts.MediaTimeout, DefaultMediaTimeout)
+	orDefault(&opts.ClockRate, DefaultClockRate)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -772,4 +764,13 @@ func (rd *reader) trackRTP(p []byte, now int64) {
 	rd.rtp.lost.Store(int64(exp) - int64(recv))
 	rd.rtp.jitter.Store(uint32(s.jitter16 >> 4))
 	rd.rtp.ssrc.Store(ssrc)
+}
+
+// orDefault replaces a zero option with its default: the zero value of an
+// options struct means "defaults" (house style), in one place per package.
+func orDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
 }

@@ -2,14 +2,11 @@ package routing
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
 	"github.com/veilgw/veil/store"
 )
-
-var jsonUnmarshal = json.Unmarshal
 
 // AddNumberRequest adds a proxy number to the pool.
 type AddNumberRequest struct {

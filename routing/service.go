@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -181,7 +182,7 @@ func (s *Service) load() error {
 
 // decode reads a versioned JSON record, refusing versions from the future.
 func decode(data []byte, v any, version *int) error {
-	if err := jsonUnmarshal(data, v); err != nil {
+	if err := json.Unmarshal(data, v); err != nil {
 		return err
 	}
 	if *version > recordVersion {
