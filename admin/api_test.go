@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ var endpointTests = map[string]string{
 	"GET /v1/sessions/{id}":              "TestSessionCreate",
 	"POST /v1/sessions/{id}/close":       "TestSessionClose",
 	"GET /v1/sessions/{id}/interactions": "TestSessionInteractions",
+	"GET /v1/calls/{id}":                 "TestGetCall",
 }
 
 func TestEveryEndpointHasATest(t *testing.T) {
@@ -133,8 +135,11 @@ func TestReviewerRole(t *testing.T) {
 			}
 			status, b := e.do(t, ep.method, concretePath(ep.pattern), reviewer.Token, body)
 			if roleIn(RoleReviewer, ep.roles) {
-				if status != http.StatusOK {
-					t.Fatalf("reviewer: status %d, want 200; body %s", status, b)
+				// Allowed: the handler runs, so an unknown id is a 404
+				// of the resource, never 401 or 403.
+				if status == http.StatusUnauthorized || status == http.StatusForbidden ||
+					(status != http.StatusOK && !strings.HasPrefix(ep.pattern, "/v1/calls/")) {
+					t.Fatalf("reviewer: status %d, want the handler's answer; body %s", status, b)
 				}
 				return
 			}
@@ -142,7 +147,7 @@ func TestReviewerRole(t *testing.T) {
 		})
 	}
 
-	// The one reviewer endpoint serves a JSON document.
+	// The reviewer's openapi endpoint serves a JSON document.
 	status, b := e.do(t, "GET", "/v1/openapi.json", reviewer.Token, nil)
 	if status != http.StatusOK || !json.Valid(b) {
 		t.Fatalf("GET /v1/openapi.json as reviewer: status %d, valid JSON %v", status, json.Valid(b))
@@ -1154,6 +1159,140 @@ func TestSessionInteractions(t *testing.T) {
 	e.mustDo(t, http.StatusOK, "GET", "/v1/sessions/"+s.ID+"/interactions", nil, &list)
 	if list.Interactions == nil || len(list.Interactions) != 0 {
 		t.Errorf("interactions of a closed session: %#v", list.Interactions)
+	}
+
+	// Recorded calls are listed, oldest first, each with its record;
+	// other sessions' calls and out-of-session calls are not.
+	other := e.createSession(t, carol, dave)
+	for _, c := range []*routing.CallRecord{
+		testCall("call_late", s.ID, epoch.Add(2*time.Minute)),
+		testCall("call_other", other.ID, epoch.Add(time.Minute)),
+		testCall("call_early", s.ID, epoch.Add(time.Minute)),
+		testCall("call_oos", "", epoch),
+	} {
+		if err := e.rt.RecordCall(t.Context(), c); err != nil {
+			t.Fatalf("RecordCall(%s): %v", c.ID, err)
+		}
+	}
+	e.mustDo(t, http.StatusOK, "GET", "/v1/sessions/"+s.ID+"/interactions", nil, &list)
+	var got []string
+	for _, it := range list.Interactions {
+		got = append(got, it.ID)
+		if it.Kind != "call" || it.SessionID != s.ID || it.Call == nil || it.Call.ID != it.ID || !it.CreatedAt.Equal(it.Call.StartedAt) {
+			t.Errorf("interaction %+v (call %+v)", it, it.Call)
+		}
+	}
+	if !slices.Equal(got, []string{"call_early", "call_late"}) {
+		t.Errorf("interactions = %v, want [call_early call_late]", got)
+	}
+	var one CallRecord
+	e.mustDo(t, http.StatusOK, "GET", "/v1/calls/call_early", nil, &one)
+	if len(list.Interactions) > 0 && !reflect.DeepEqual(list.Interactions[0].Call, &one) {
+		t.Errorf("listed call %+v, GET /v1/calls gives %+v", list.Interactions[0].Call, one)
+	}
+	// A reviewer reads calls, not the interactions listing.
+	reviewer := e.createToken(t, RoleReviewer)
+	status, b = e.do(t, "GET", "/v1/sessions/"+s.ID+"/interactions", reviewer.Token, nil)
+	wantError(t, status, b, http.StatusForbidden, "forbidden")
+}
+
+// testCall is an answered call from alice to bob through proxy1.
+func testCall(id, sessionID string, start time.Time) *routing.CallRecord {
+	answered := start.Add(4 * time.Second)
+	return &routing.CallRecord{
+		ID: id, SessionID: sessionID, Proxy: proxy1, From: alice, To: bob,
+		Attempts: []routing.CallAttempt{{Carrier: "carrier2", Status: 503}, {Carrier: "carrier1", Status: 200}},
+		Status:   200, StartedAt: start, AnsweredAt: &answered, EndedAt: answered.Add(45 * time.Second),
+		PostDialDelayMS: 2500, EndReason: "callee_hangup",
+		Media: &routing.CallMedia{
+			CallerToCallee: routing.MediaDirection{Packets: 2250, Bytes: 387000, Lost: 3, Jitter: 20},
+			CalleeToCaller: routing.MediaDirection{Packets: 2249, Bytes: 386828},
+		},
+	}
+}
+
+func TestGetCall(t *testing.T) {
+	e := newAPI(t)
+	e.addNumber(t, proxy1)
+	s := e.createSession(t, alice, bob)
+	if err := e.rt.RecordCall(t.Context(), testCall("call_1", s.ID, epoch)); err != nil {
+		t.Fatal(err)
+	}
+	oos := &routing.CallRecord{ID: "call_oos", Proxy: proxy1, From: carol, To: "+18005550100", Fallback: true,
+		Status: 486, StartedAt: epoch, EndedAt: epoch.Add(time.Second), EndReason: "busy"}
+	if err := e.rt.RecordCall(t.Context(), oos); err != nil {
+		t.Fatal(err)
+	}
+
+	var got CallRecord
+	e.mustDo(t, http.StatusOK, "GET", "/v1/calls/call_1", nil, &got)
+	answered := epoch.Add(4 * time.Second)
+	want := CallRecord{
+		ID: "call_1", SessionID: s.ID, Proxy: proxy1, From: "+1***001", To: "+1***002",
+		Attempts: []CallAttempt{{Carrier: "carrier2", Status: 503}, {Carrier: "carrier1", Status: 200}},
+		Status:   200, StartedAt: epoch, AnsweredAt: &answered, EndedAt: answered.Add(45 * time.Second),
+		DurationMS: 45000, PostDialDelayMS: 2500, EndReason: "callee_hangup",
+		Media: &CallMedia{
+			CallerToCallee: MediaDirection{Packets: 2250, Bytes: 387000, Lost: 3, Jitter: 20},
+			CalleeToCaller: MediaDirection{Packets: 2249, Bytes: 386828},
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GET /v1/calls/call_1 =\n%+v\nwant\n%+v", got, want)
+	}
+
+	// The wire form: snake_case, masked numbers only, absent optional
+	// fields left out.
+	status, b := e.do(t, "GET", "/v1/calls/call_oos", bootToken, nil)
+	if status != http.StatusOK {
+		t.Fatalf("status %d; body %s", status, b)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]any{"from": "+1***003", "to": "+1***100", "fallback": true, "status": 486.0, "duration_ms": 0.0, "end_reason": "busy"} {
+		if raw[k] != v {
+			t.Errorf("%s = %v, want %v; body %s", k, raw[k], v, b)
+		}
+	}
+	if a, ok := raw["attempts"].([]any); !ok || len(a) != 0 {
+		t.Errorf("attempts = %v, want []", raw["attempts"])
+	}
+	for _, k := range []string{"session_id", "answered_at", "media", "post_dial_delay_ms"} {
+		if _, ok := raw[k]; ok {
+			t.Errorf("%s present in %s", k, b)
+		}
+	}
+	for _, full := range []string{alice, bob, carol, "+18005550100"} {
+		for _, path := range []string{"/v1/calls/call_1", "/v1/calls/call_oos"} {
+			if _, b := e.do(t, "GET", path, bootToken, nil); strings.Contains(string(b), full) {
+				t.Errorf("GET %s shows the full number %s: %s", path, full, b)
+			}
+		}
+	}
+
+	// Roles: admin and reviewer read calls; no token is 401.
+	reviewer := e.createToken(t, RoleReviewer)
+	admin := e.createToken(t, RoleAdmin)
+	for _, tok := range []string{reviewer.Token, admin.Token} {
+		if status, b := e.do(t, "GET", "/v1/calls/call_1", tok, nil); status != http.StatusOK {
+			t.Errorf("status %d; body %s", status, b)
+		}
+	}
+	status, b = e.do(t, "GET", "/v1/calls/call_1", "", nil)
+	wantError(t, status, b, http.StatusUnauthorized, "unauthorized")
+
+	// Unknown ids, including ones that cannot be call ids, are 404.
+	for _, id := range []string{"call_404", url.PathEscape("a/b"), strings.Repeat("x", 65), "%00"} {
+		status, b := e.do(t, "GET", "/v1/calls/"+id, reviewer.Token, nil)
+		wantError(t, status, b, http.StatusNotFound, "call_not_found")
+	}
+	status, b = e.do(t, "DELETE", "/v1/calls/call_1", bootToken, nil)
+	wantError(t, status, b, http.StatusMethodNotAllowed, "method_not_allowed")
+	e.mustDo(t, http.StatusOK, "GET", "/v1/calls/call_1", nil, nil)
+	if !strings.Contains(e.logs.String(), "call record read") {
+		t.Errorf("no log line for the call reads")
 	}
 }
 

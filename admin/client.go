@@ -172,6 +172,12 @@ func (c *Client) ListInteractions(ctx context.Context, id string) ([]Interaction
 	return l.Interactions, c.Do(ctx, "GET", "/v1/sessions/"+url.PathEscape(id)+"/interactions", nil, &l)
 }
 
+// GetCall reads a call's record.
+func (c *Client) GetCall(ctx context.Context, id string) (CallRecord, error) {
+	var r CallRecord
+	return r, c.Do(ctx, "GET", "/v1/calls/"+url.PathEscape(id), nil, &r)
+}
+
 // CloseSession closes a session.
 func (c *Client) CloseSession(ctx context.Context, id string) (Session, error) {
 	var s Session

@@ -2,8 +2,8 @@
 // compliance reviewers, plus /healthz and /metrics for operators.
 //
 // Every /v1 route needs "Authorization: Bearer <token>". Tokens have a
-// role: admin (everything) or reviewer (read recordings and audit, which
-// arrive with later issues). The bootstrap admin token comes from the
+// role: admin (everything) or reviewer (read call records, GET
+// /v1/calls/{id}; recordings and audit arrive with later issues). The bootstrap admin token comes from the
 // environment and is never stored; tokens created through the API are
 // shown once and stored as SHA-256 hashes under the store's tok/ prefix.
 //

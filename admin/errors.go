@@ -53,6 +53,7 @@ func apiErrorFor(err error) (status int, code, message string) {
 		{routing.ErrNumberNotFound, http.StatusNotFound, "number_not_found"},
 		{routing.ErrSessionNotFound, http.StatusNotFound, "session_not_found"},
 		{routing.ErrRouteNotFound, http.StatusNotFound, "route_not_found"},
+		{routing.ErrCallNotFound, http.StatusNotFound, "call_not_found"},
 		{routing.ErrNumberExists, http.StatusConflict, "number_exists"},
 		{routing.ErrNumberInUse, http.StatusConflict, "number_in_use"},
 		{routing.ErrPoolExhausted, http.StatusConflict, "pool_exhausted"},

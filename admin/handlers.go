@@ -284,8 +284,44 @@ func (s *Server) listInteractions(r *http.Request, _ principal) (int, any, error
 	out := InteractionList{Interactions: make([]Interaction, len(list))}
 	for i, it := range list {
 		out.Interactions[i] = Interaction{ID: it.ID, SessionID: it.SessionID, Kind: it.Kind, CreatedAt: it.CreatedAt}
+		if it.Call != nil {
+			c := callOut(it.Call)
+			out.Interactions[i].Call = &c
+		}
 	}
 	return http.StatusOK, out, nil
+}
+
+// --- calls ---
+
+func (s *Server) getCall(r *http.Request, p principal) (int, any, error) {
+	c, err := s.routing.GetCall(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	// Reads of call records are compliance-relevant: until the audit log
+	// exists, the log line is the trail.
+	s.log.Info("call record read", "by", p.tokenID, "role", p.role, "call", c.ID)
+	return http.StatusOK, callOut(c), nil
+}
+
+func callOut(c *routing.CallRecord) CallRecord {
+	out := CallRecord{
+		ID: c.ID, SessionID: c.SessionID, Proxy: c.Proxy, From: c.From, To: c.To, Fallback: c.Fallback,
+		Attempts: make([]CallAttempt, len(c.Attempts)), Status: c.Status,
+		StartedAt: c.StartedAt, AnsweredAt: c.AnsweredAt, EndedAt: c.EndedAt, DurationMS: c.DurationMS,
+		PostDialDelayMS: c.PostDialDelayMS, EndReason: c.EndReason,
+	}
+	for i, a := range c.Attempts {
+		out.Attempts[i] = CallAttempt{Carrier: a.Carrier, Status: a.Status, Reason: a.Reason}
+	}
+	if m := c.Media; m != nil {
+		out.Media = &CallMedia{
+			CallerToCallee: MediaDirection(m.CallerToCallee),
+			CalleeToCaller: MediaDirection(m.CalleeToCaller),
+		}
+	}
+	return out
 }
 
 func sessionOut(s *routing.Session) Session {

@@ -525,6 +525,37 @@ func TestOpenAPIStatusesAndBodies(t *testing.T) {
 		`{"unique_name":"`+strings.Repeat("x", 2*openapiBodyLimit)+`"}`, 413)
 	c.do("GET", "/v1/sessions/{id}", "/v1/sessions/"+sess1, admin, "", "", 200)
 	c.do("GET", "/v1/sessions/{id}", "/v1/sessions/ses_nope", admin, "", "", 404)
+
+	// Calls: one answered in sess1 with every field, one out of session
+	// with as few as possible.
+	started := time.Now().UTC().Add(-time.Minute)
+	answered := started.Add(2 * time.Second)
+	for _, rec := range []*routing.CallRecord{
+		{
+			ID: "call_full", SessionID: sess1, Proxy: num1, From: a, To: b,
+			Attempts: []routing.CallAttempt{{Carrier: "carrier1", Reason: "ring_timeout"}, {Carrier: "carrier1", Status: 200}},
+			Status:   200, StartedAt: started, AnsweredAt: &answered, EndedAt: answered.Add(30 * time.Second),
+			PostDialDelayMS: 900, EndReason: "caller_hangup",
+			Media: &routing.CallMedia{CallerToCallee: routing.MediaDirection{Packets: 1500, Bytes: 258000, Lost: 1, Jitter: 9}},
+		},
+		{ID: "call_oos", Proxy: num1, From: "+447700900009", To: "+442079460000", Fallback: true, Status: 486, StartedAt: started, EndedAt: started, EndReason: "busy"},
+		{ID: "call_bare", Proxy: num1, StartedAt: started, EndedAt: started, EndReason: "out_of_session"},
+	} {
+		if err := s.routing.RecordCall(t.Context(), rec); err != nil {
+			t.Fatalf("RecordCall(%s): %v", rec.ID, err)
+		}
+	}
+	for _, id := range []string{"call_full", "call_oos", "call_bare"} {
+		c.do("GET", "/v1/calls/{id}", "/v1/calls/"+id, admin, "", "", 200)
+	}
+	c.do("GET", "/v1/calls/{id}", "/v1/calls/call_full", reviewer, "", "", 200)
+	c.do("GET", "/v1/calls/{id}", "/v1/calls/call_nope", admin, "", "", 404)
+	c.do("GET", "/v1/calls/{id}", "/v1/calls/call_full", "", "", "", 401)
+	c.do("POST", "/v1/calls/{id}", "/v1/calls/call_full", admin, "", `{}`, 405)
+	r = c.do("GET", "/v1/sessions/{id}/interactions", "/v1/sessions/"+sess1+"/interactions", admin, "", "", 200)
+	if list, _ := r.json["interactions"].([]any); len(list) != 1 {
+		t.Errorf("interactions of sess1: %s, want the one call", r.body)
+	}
 	c.do("GET", "/v1/sessions", "/v1/sessions?state=open&participant=%2B"+a[1:]+"&limit=10", admin, "", "", 200)
 	c.do("GET", "/v1/sessions", "/v1/sessions?unique_name=booking-1&proxy_number=%2B"+num1[1:], admin, "", "", 200)
 	r = c.do("GET", "/v1/sessions", "/v1/sessions?limit=1", admin, "", "", 200)
@@ -696,6 +727,10 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 		"SessionList":     reflect.TypeFor[SessionList](),
 		"Interaction":     reflect.TypeFor[Interaction](),
 		"InteractionList": reflect.TypeFor[InteractionList](),
+		"CallRecord":      reflect.TypeFor[CallRecord](),
+		"CallAttempt":     reflect.TypeFor[CallAttempt](),
+		"CallMedia":       reflect.TypeFor[CallMedia](),
+		"MediaDirection":  reflect.TypeFor[MediaDirection](),
 		"Health":          reflect.TypeFor[Health](),
 	}
 	for name, typ := range responses {

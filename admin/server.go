@@ -136,6 +136,7 @@ func (s *Server) endpoints() []endpoint {
 		{"GET", "/v1/sessions/{id}", adminOnly, s.getSession},
 		{"POST", "/v1/sessions/{id}/close", adminOnly, s.closeSession},
 		{"GET", "/v1/sessions/{id}/interactions", adminOnly, s.listInteractions},
+		{"GET", "/v1/calls/{id}", []Role{RoleAdmin, RoleReviewer}, s.getCall},
 	}
 }
 

@@ -143,6 +143,49 @@ type Interaction struct {
 	SessionID string    `json:"session_id"`
 	Kind      string    `json:"kind"`
 	CreatedAt time.Time `json:"created_at"`
+	// Call is the call's record when Kind is "call".
+	Call *CallRecord `json:"call,omitempty"`
+}
+
+// CallRecord is the record of one call (GET /v1/calls/{id}). From and To
+// are masked numbers.
+type CallRecord struct {
+	ID              string        `json:"id"`
+	SessionID       string        `json:"session_id,omitempty"`
+	Proxy           string        `json:"proxy"`
+	From            string        `json:"from"`
+	To              string        `json:"to"`
+	Fallback        bool          `json:"fallback,omitempty"`
+	Attempts        []CallAttempt `json:"attempts"`
+	Status          int           `json:"status"`
+	StartedAt       time.Time     `json:"started_at"`
+	AnsweredAt      *time.Time    `json:"answered_at,omitempty"`
+	EndedAt         time.Time     `json:"ended_at"`
+	DurationMS      int64         `json:"duration_ms"`
+	PostDialDelayMS int64         `json:"post_dial_delay_ms,omitempty"`
+	EndReason       string        `json:"end_reason"`
+	Media           *CallMedia    `json:"media,omitempty"`
+}
+
+// CallAttempt is one outbound leg tried for a call.
+type CallAttempt struct {
+	Carrier string `json:"carrier"`
+	Status  int    `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// CallMedia is a call's media summary, per direction.
+type CallMedia struct {
+	CallerToCallee MediaDirection `json:"caller_to_callee"`
+	CalleeToCaller MediaDirection `json:"callee_to_caller"`
+}
+
+// MediaDirection counts the RTP relayed in one direction.
+type MediaDirection struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	Lost    int64  `json:"lost"`
+	Jitter  uint32 `json:"jitter"`
 }
 
 // InteractionList is the body of GET /v1/sessions/{id}/interactions.

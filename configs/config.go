@@ -87,6 +87,18 @@ type SIP struct {
 	// SplitListen). No duplicates. Default
 	// ["udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"].
 	Listen []string `yaml:"listen"`
+	// RingTimeout is how long an outbound call attempt may ring
+	// unanswered before Veil cancels it and tries the route's next
+	// carrier. Default 60s.
+	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// MaxCallDuration ends an answered call (BYE to both sides) after
+	// this long. Default 4h.
+	MaxCallDuration time.Duration `yaml:"max_call_duration"`
+	// SocketBuffer is the receive and send buffer size, in bytes, of each
+	// UDP listener. At hundreds of calls per second the kernel's default
+	// buffer overflows and drops SIP datagrams. Default 4194304 (the
+	// kernel caps it at net.core.rmem_max / wmem_max).
+	SocketBuffer int `yaml:"socket_buffer"`
 }
 
 // Media configures the RTP relay.
@@ -102,6 +114,9 @@ type Media struct {
 	// PortMax is the highest UDP port used for RTP, at most 65535 and
 	// greater than PortMin. Default 29999.
 	PortMax int `yaml:"port_max"`
+	// MediaTimeout ends an answered call (BYE to both sides) when no RTP
+	// or RTCP arrived from either side for this long. Default 30s.
+	MediaTimeout time.Duration `yaml:"media_timeout"`
 }
 
 // Sessions configures masking-session lifetimes.
@@ -359,6 +374,10 @@ func (c *Config) setDefaults() {
 	if len(c.SIP.Listen) == 0 {
 		c.SIP.Listen = []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"}
 	}
+	setZero(&c.SIP.RingTimeout, 60*time.Second)
+	setZero(&c.SIP.MaxCallDuration, 4*time.Hour)
+	setZero(&c.SIP.SocketBuffer, 4<<20)
+	setZero(&c.Media.MediaTimeout, 30*time.Second)
 	setZero(&c.Media.Address, "127.0.0.1")
 	setZero(&c.Media.PortMin, 20000)
 	setZero(&c.Media.PortMax, 29999)
@@ -468,12 +487,18 @@ func (s *SIP) validate(p *problems) {
 			first[uri] = i
 		}
 	}
+	checkPositive(p, "sip.ring_timeout", s.RingTimeout)
+	checkPositive(p, "sip.max_call_duration", s.MaxCallDuration)
+	if s.SocketBuffer < 0 {
+		p.addf("sip.socket_buffer", "must not be negative, got %d", s.SocketBuffer)
+	}
 }
 
 func (m *Media) validate(p *problems) {
 	if _, err := netip.ParseAddr(m.Address); err != nil {
 		p.addf("media.address", "%q is not an IP address", m.Address)
 	}
+	checkPositive(p, "media.media_timeout", m.MediaTimeout)
 	minOK := m.PortMin >= 1024 && m.PortMin <= 65535
 	maxOK := m.PortMax >= 1024 && m.PortMax <= 65535
 	if !minOK {

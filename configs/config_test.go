@@ -138,8 +138,8 @@ carriers:
 		Log:     Log{Level: "debug", Format: "json"},
 		Admin: Admin{Listen: ":9090", TokenEnv: "MY_TOKEN", ReadTimeout: 90 * time.Second,
 			WriteTimeout: 500 * time.Millisecond, IdleTimeout: 120 * time.Second, MaxBodyBytes: 4096},
-		SIP:            SIP{Listen: []string{"tls://[::1]:5061"}},
-		Media:          Media{Address: "::1", PortMin: 40000, PortMax: 40001},
+		SIP:            SIP{Listen: []string{"tls://[::1]:5061"}, RingTimeout: time.Minute, MaxCallDuration: 4 * time.Hour, SocketBuffer: 4 << 20},
+		Media:          Media{Address: "::1", PortMin: 40000, PortMax: 40001, MediaTimeout: 30 * time.Second},
 		Sessions:       Sessions{DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour, SweepInterval: 250 * time.Millisecond},
 		Shutdown:       Shutdown{DrainDelay: 2 * time.Second, DrainTimeout: 30 * time.Second},
 		FallbackNumber: "+442079460000",
@@ -481,13 +481,16 @@ func TestSampleFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantListen := []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060", "tls://127.0.0.1:5061"}
+	// No tls:// listener until secure calls bring certificates.
+	wantListen := []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"}
 	if !slices.Equal(c.SIP.Listen, wantListen) {
 		t.Errorf("sip.listen = %q, want %q", c.SIP.Listen, wantListen)
 	}
-	for _, want := range []struct{ name, sip, smpp string }{
-		{"carrier1", "127.0.0.1:5070", "127.0.0.1:2775"},
-		{"carrier2", "127.0.0.1:5080", "127.0.0.1:2776"},
+	// Each carrier calls in from an address of its own: a trunk ACL
+	// prefix belongs to one carrier.
+	for _, want := range []struct{ name, sip, smpp, cidr string }{
+		{"carrier1", "127.0.0.1:5070", "127.0.0.1:2775", "127.0.0.1/32"},
+		{"carrier2", "127.0.0.1:5080", "127.0.0.1:2776", "127.0.0.2/32"},
 	} {
 		cr, ok := c.Carrier(want.name)
 		if !ok {
@@ -495,7 +498,7 @@ func TestSampleFiles(t *testing.T) {
 			continue
 		}
 		if cr.SIP == nil || cr.SIP.Address != want.sip || cr.SIP.Transport != "udp" ||
-			!slices.Equal(cr.SIP.InboundCIDRs, []string{"127.0.0.1/32"}) {
+			!slices.Equal(cr.SIP.InboundCIDRs, []string{want.cidr}) {
 			t.Errorf("%s sip = %+v", want.name, cr.SIP)
 		}
 		if cr.SMPP == nil || cr.SMPP.Address != want.smpp || cr.SMPP.SystemID != "veil" ||

@@ -57,13 +57,14 @@ func writeConfig(t testing.TB, dataDir string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`data_dir: %q
 admin: {listen: "127.0.0.1:0"}
+sip: {listen: ["udp://127.0.0.1:0", "tcp://127.0.0.1:0"]}
 sessions: {sweep_interval: 100ms}
 shutdown: {drain_delay: 200ms, drain_timeout: 10s}
 carriers:
   - name: carrier1
     sip: {address: "127.0.0.1:5070", transport: udp, inbound_cidrs: ["127.0.0.1/32"]}
   - name: carrier2
-    sip: {address: "127.0.0.1:5080", transport: udp, inbound_cidrs: ["127.0.0.1/32"]}
+    sip: {address: "127.0.0.1:5080", transport: udp, inbound_cidrs: ["127.0.0.2/32"]}
 `, dataDir)
 	path := filepath.Join(t.TempDir(), "veil.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

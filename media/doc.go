@@ -21,7 +21,8 @@
 //	   (and the same path from B to A)
 //
 // What exists now: the SDP rewrite ([RewriteSDP], [ParseSDP]), the port
-// pool ([PortPool]) and the plain-RTP relay ([Relay]). The rewrite builds a
+// pool ([PortPool]), the plain-RTP relay ([Relay]) and the call's media
+// ([Bridge]), which the sip package's B2BUA drives. The rewrite builds a
 // new session description per leg from Veil's own address, ports and
 // session identifiers, and copies only an allow-list of media attributes, so
 // nothing of one leg's SDP (addresses, origin, ICE, tool names, custom
@@ -29,8 +30,13 @@
 // and keeps released pairs out of use for a drain time; it binds nothing.
 // The relay forwards RTP and RTCP between two legs with symmetric latching
 // (foreign sources dropped after latching), per-direction stats (RFC 3550
-// loss and jitter) and a media timeout. SRTP re-keying and the tap come
-// with later work.
+// loss and jitter) and a media timeout that may wait for the answer
+// ([Relay.Arm]); signalling moves a leg's peer while it runs
+// ([Relay.SetPeer]). The bridge turns each offer and answer received on one
+// leg into the one to send on the other (Veil's address and ports, a
+// session version per leg), and allocates, binds and starts a relay per
+// media section: two port pairs, one per leg. Payload types pass through
+// unchanged. SRTP re-keying and the tap come with later work.
 //
 // # Concurrency
 //
@@ -40,5 +46,8 @@
 // sockets: one reader goroutine per socket plus a timeout checker, all
 // joined by an idempotent Close; the latched peers are atomic pointers and
 // the counters atomics, so the per-packet path takes no lock and allocates
-// nothing.
+// nothing; [Relay.SetPeer] publishes a new peer through the same atomic
+// pointers. A [Bridge] is driven by its call's goroutine (Offer, Answer,
+// Arm); Done, Err, Stats and Close are safe from any goroutine, and Close
+// joins every goroutine of the bridge and its relays.
 package media

@@ -48,3 +48,19 @@ var (
 	// package sends BYE on both legs.
 	ErrMediaTimeout = errors.New("media timeout")
 )
+
+var (
+	// ErrBadBridgeOptions reports [BridgeOptions] that [NewBridge] refuses:
+	// no pool, an invalid or unspecified media address, or a negative
+	// duration or buffer size. The error names every problem.
+	ErrBadBridgeOptions = errors.New("invalid media bridge options")
+
+	// ErrOfferAnswer reports a [Bridge.Answer] out of the offer/answer
+	// order of RFC 3264 (no offer yet, or an answer from the leg that made
+	// the offer), or an Offer or Answer on a leg other than [LegA] and
+	// [LegB]. It is a bug in the caller (a 500), not in the peer's SDP.
+	ErrOfferAnswer = errors.New("SDP answer without an offer from the other leg")
+
+	// ErrBridgeClosed reports an Offer or Answer on a [Bridge] after Close.
+	ErrBridgeClosed = errors.New("media bridge closed")
+)

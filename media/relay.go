@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,9 +67,10 @@ type RelayOptions struct {
 	// PeerA and PeerB are where each leg's peer said, in its SDP, it
 	// receives RTP ([MediaInfo].Peer). The relay sends there until it
 	// latches the peer's real source, and a packet from that address
-	// latches at once. An invalid or unspecified address, or port 0, means
-	// unknown: the relay then learns the peer from its first packets and
-	// sends nothing to it before.
+	// latches at once, in place of any other source. An invalid or
+	// unspecified address, or port 0, means unknown: the relay then learns
+	// the peer from its first packets and sends nothing to it before.
+	// [Relay.SetPeer] changes them while the relay runs.
 	PeerA, PeerB netip.AddrPort
 	// PeerRTCPA and PeerRTCPB are where each peer receives RTCP, for a leg
 	// with an RTCP socket. Default: the RTP peer's port plus one
@@ -95,7 +97,35 @@ type RelayOptions struct {
 	ClockRate int
 	// Now is the clock of latching, timeouts and jitter. Default time.Now.
 	Now func() time.Time
+	// ArmLater leaves the media timeout off until [Relay.Arm]. A call's
+	// media section exists from the INVITE on, but may ring for a minute
+	// with no media (or with early media that then stops): only the answer
+	// starts the clock. By default a relay is armed from Start.
+	ArmLater bool
 }
+
+// Leg names one of the two legs of a [Relay] or [Bridge].
+type Leg uint8
+
+// The legs: A is the caller's carrier, B the callee's.
+const (
+	LegA Leg = iota
+	LegB
+)
+
+// String returns "leg A" or "leg B".
+func (l Leg) String() string {
+	switch l {
+	case LegA:
+		return "leg A"
+	case LegB:
+		return "leg B"
+	}
+	return "Leg(" + strconv.Itoa(int(l)) + ")"
+}
+
+// other returns the leg facing l.
+func (l Leg) other() Leg { return l ^ 1 }
 
 // RelayStats is a snapshot of a [Relay], one entry per direction.
 type RelayStats struct {
@@ -160,9 +190,16 @@ type DirectionStats struct {
 // LatchPackets consecutive packets from one address latch it, and the other
 // leg's reader sends to the latched address, read through an atomic
 // pointer. After that, packets from any other source are dropped and
-// counted, unless the latched source has been silent for RelatchAfter. RTCP
+// counted, unless the latched source has been silent for RelatchAfter or
+// the packet comes from the address signalling gave for the peer. RTCP
 // arriving on an RTP socket (rtcp-mux, RFC 5761 §4) is sent to the other
 // leg's RTCP socket, or its RTP socket when that leg muxes too.
+//
+// [Relay.SetPeer] tells the relay, while it runs, where signalling says a
+// leg's peer now receives (an answer, a re-INVITE): it publishes the address
+// through the same atomic pointer, and the reader of that leg's socket sees
+// the change with the one atomic load it already makes per packet and
+// forgets what it had latched.
 //
 // Stats counters are atomics; the loss and jitter state of a direction is
 // kept by the reader of that direction's RTP socket and published through
@@ -179,7 +216,15 @@ type Relay struct {
 	socks   []net.PacketConn
 	readers []*reader
 
-	mu      sync.Mutex
+	// legs holds each leg's latches, indexed by Leg, for SetPeer.
+	legs [2]relayLeg
+
+	// armed turns the media timeout on; armedAt is the relay time it was
+	// last armed at, stored before armed.
+	armed   atomic.Bool
+	armedAt atomic.Int64
+
+	mu      sync.Mutex // guards the fields below and serialises SetPeer
 	started bool
 	closed  bool
 	err     error
@@ -229,17 +274,56 @@ func asPacketConn(pc net.PacketConn) packetConn {
 	return pcAdapter{pc}
 }
 
+// relayLeg is what SetPeer needs of one leg.
+type relayLeg struct {
+	rtp  *latch
+	rtcp *latch // nil when the leg has no RTCP socket
+	// mux sends the RTCP bound for this leg through its RTP socket to its
+	// RTP peer, as rtcp-mux (RFC 5761) negotiated after NewRelay wants.
+	// Only meaningful when rtcp is not nil.
+	mux atomic.Bool
+}
+
+// dest is what a latch publishes: where to send to the peer and what
+// signalling said. A published dest is never modified, only replaced.
+type dest struct {
+	// addr is where packets for the peer go; invalid while unknown.
+	addr netip.AddrPort
+	// sdp is the peer's address from signalling; invalid if unknown or
+	// unusable.
+	sdp netip.AddrPort
+	// gen counts SetPeer calls on the latch. A reader that finds a gen
+	// other than its own forgets what it latched and starts over from sdp.
+	gen uint64
+}
+
+// signalled is the dest of a peer address from signalling at generation
+// gen: sent to at once if usable, unknown otherwise.
+func signalled(sdp netip.AddrPort, gen uint64) *dest {
+	d := &dest{gen: gen}
+	if usablePeer(sdp) {
+		d.sdp = unmap(sdp)
+		d.addr = d.sdp
+	}
+	return d
+}
+
 // latch is the peer of one socket: where the relay sends to it and which
 // source it accepts from it. peer and relatches are read by any goroutine;
-// every other field belongs to the reader goroutine of the socket.
+// pubGen belongs to SetPeer (under Relay.mu); every other field belongs to
+// the reader goroutine of the socket.
 type latch struct {
-	// peer is the destination of packets sent from this socket; nil while
-	// unknown.
-	peer      atomic.Pointer[netip.AddrPort]
+	// peer is the destination of packets sent from this socket; never nil.
+	// SetPeer replaces it with a new generation; the reader replaces it,
+	// by compare-and-swap on the value it loaded, when it latches, so a
+	// SetPeer racing a latch always wins.
+	peer      atomic.Pointer[dest]
 	relatches atomic.Uint64
+	pubGen    uint64
 
 	need         int
 	relatchAfter int64
+	gen          uint64         // generation of the state below
 	sdp          netip.AddrPort // from signalling; the invalid value if unknown
 	latched      bool
 	cur          netip.AddrPort
@@ -250,30 +334,47 @@ type latch struct {
 
 func newLatch(sdp netip.AddrPort, need int, relatchAfter time.Duration) *latch {
 	l := &latch{need: need, relatchAfter: int64(relatchAfter)}
-	if usablePeer(sdp) {
-		l.sdp = unmap(sdp)
-		p := l.sdp
-		l.peer.Store(&p)
-	}
+	d := signalled(sdp, 0)
+	l.sdp = d.sdp
+	l.peer.Store(d)
 	return l
+}
+
+// publish makes sdp the signalled peer address: sent to from now on, and
+// latched by its first packet. The caller holds Relay.mu.
+func (l *latch) publish(sdp netip.AddrPort) {
+	l.pubGen++
+	l.peer.Store(signalled(sdp, l.pubGen))
 }
 
 // accept reports whether a packet from src, arriving at now (relay time in
 // ns), comes from the latched peer, latching or re-latching src when it
 // qualifies.
 func (l *latch) accept(src netip.AddrPort, now int64) bool {
-	if l.latched {
-		if src == l.cur {
-			l.lastSeen = now
-			return true
-		}
-		if now-l.lastSeen < l.relatchAfter {
-			l.candN = 0
-			return false
-		}
-	} else if src == l.sdp && l.sdp.IsValid() {
-		l.set(src, now)
+	// The one atomic load of the latch's own state per packet: it tells
+	// whether SetPeer published a new address since the last packet.
+	d := l.peer.Load()
+	if d.gen != l.gen {
+		l.reset(d)
+	}
+	if l.latched && src == l.cur {
+		l.lastSeen = now
 		return true
+	}
+	if src == l.sdp && l.sdp.IsValid() {
+		// The signalled address latches at once, even in place of a
+		// source learnt otherwise: after a SetPeer, packets still in
+		// flight from the old source must not lock the new address out
+		// for RelatchAfter.
+		if l.latched {
+			l.relatches.Add(1)
+		}
+		l.set(src, now, d)
+		return true
+	}
+	if l.latched && now-l.lastSeen < l.relatchAfter {
+		l.candN = 0
+		return false
 	}
 	if !src.IsValid() {
 		return false
@@ -287,15 +388,29 @@ func (l *latch) accept(src netip.AddrPort, now int64) bool {
 	if l.latched {
 		l.relatches.Add(1)
 	}
-	l.set(src, now)
+	l.set(src, now, d)
 	return true
 }
 
-func (l *latch) set(src netip.AddrPort, now int64) {
+// reset forgets the latched source after SetPeer published d: the peer is
+// learnt again, starting from d's signalled address.
+func (l *latch) reset(d *dest) {
+	l.gen, l.sdp = d.gen, d.sdp
+	l.latched, l.cur, l.lastSeen = false, netip.AddrPort{}, 0
+	l.cand, l.candN = netip.AddrPort{}, 0
+}
+
+// set latches src. d is the dest loaded at the start of the packet.
+func (l *latch) set(src netip.AddrPort, now int64, d *dest) {
 	l.latched, l.cur, l.lastSeen = true, src, now
 	l.cand, l.candN = netip.AddrPort{}, 0
-	p := src
-	l.peer.Store(&p) // the only allocation, once per (re)latch
+	if d.addr == src {
+		return // latched where signalling said: nothing to publish
+	}
+	// The only allocation, once per (re)latch. Should SetPeer have
+	// replaced d meanwhile, the swap fails and the signalled address
+	// stands; the next packet sees the new generation and starts over.
+	l.peer.CompareAndSwap(d, &dest{addr: src, sdp: l.sdp, gen: l.gen})
 }
 
 // sink is where a reader sends one kind of packet: a socket of the other
@@ -303,6 +418,20 @@ func (l *latch) set(src netip.AddrPort, now int64) {
 type sink struct {
 	conn  packetConn
 	latch *latch
+}
+
+// send writes p to the sink's peer and counts the outcome in c.
+func (s *sink) send(p []byte, c *dirCounters) bool {
+	dst := s.latch.peer.Load()
+	if !dst.addr.IsValid() {
+		c.noPeer.Add(1)
+		return false
+	}
+	if _, err := s.conn.WriteToUDPAddrPort(p, dst.addr); err != nil {
+		c.writeErrs.Add(1)
+		return false
+	}
+	return true
 }
 
 // dirCounters are the atomic counters of one reader; a direction's stats
@@ -327,8 +456,9 @@ type reader struct {
 	latch    *latch
 	rtpOut   sink
 	rtcpOut  sink
-	rtcpOnly bool // an RTCP socket: no RTP expected
-	fromB    bool // reads leg B: counts in RelayStats.BToA
+	outMux   *atomic.Bool // the other leg's relayLeg.mux; nil if it has no RTCP socket
+	rtcpOnly bool         // an RTCP socket: no RTP expected
+	fromB    bool         // reads leg B: counts in RelayStats.BToA
 	rate     int64
 	c        dirCounters
 	rtp      rtpCounters
@@ -358,23 +488,15 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 		done:         make(chan struct{}),
 	}
 	r.start = r.now()
-
-	rtcpPeer := func(leg LegSockets, rtp, rtcp netip.AddrPort) netip.AddrPort {
-		if leg.RTCP == nil {
-			return netip.AddrPort{}
-		}
-		if usablePeer(rtcp) {
-			return rtcp
-		}
-		if usablePeer(rtp) && rtp.Port() < 65535 {
-			return netip.AddrPortFrom(rtp.Addr(), rtp.Port()+1)
-		}
-		return netip.AddrPort{}
+	if !opts.ArmLater {
+		r.armed.Store(true) // armedAt 0: Start sets the readers' clocks
 	}
+
 	type leg struct {
 		rtp, rtcp       packetConn
 		rtpL, rtcpL     *latch
 		rtpSink, rtcpSk sink
+		mux             *atomic.Bool
 	}
 	mk := func(s LegSockets, peer, peerRTCP netip.AddrPort) *leg {
 		l := &leg{rtp: asPacketConn(s.RTP)}
@@ -383,19 +505,27 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 		l.rtcpSk = l.rtpSink
 		if s.RTCP != nil {
 			l.rtcp = asPacketConn(s.RTCP)
-			l.rtcpL = newLatch(rtcpPeer(s, peer, peerRTCP), opts.LatchPackets, opts.RelatchAfter)
+			l.rtcpL = newLatch(rtcpPeer(peer, peerRTCP), opts.LatchPackets, opts.RelatchAfter)
 			l.rtcpSk = sink{l.rtcp, l.rtcpL}
 		}
 		return l
 	}
 	a := mk(opts.A, opts.PeerA, opts.PeerRTCPA)
 	b := mk(opts.B, opts.PeerB, opts.PeerRTCPB)
+	r.legs[LegA].rtp, r.legs[LegA].rtcp = a.rtpL, a.rtcpL
+	r.legs[LegB].rtp, r.legs[LegB].rtcp = b.rtpL, b.rtcpL
+	if a.rtcpL != nil {
+		a.mux = &r.legs[LegA].mux
+	}
+	if b.rtcpL != nil {
+		b.mux = &r.legs[LegB].mux
+	}
 	rate := int64(opts.ClockRate)
 	add := func(name string, pc net.PacketConn, in packetConn, l *latch, to *leg, rtcpOnly bool) {
 		r.socks = append(r.socks, pc)
 		r.readers = append(r.readers, &reader{
 			r: r, name: name, in: in, latch: l,
-			rtpOut: to.rtpSink, rtcpOut: to.rtcpSk, rtcpOnly: rtcpOnly, rate: rate,
+			rtpOut: to.rtpSink, rtcpOut: to.rtcpSk, outMux: to.mux, rtcpOnly: rtcpOnly, rate: rate,
 			fromB: to == a,
 		})
 	}
@@ -445,6 +575,18 @@ func (o *RelayOptions) validate() error {
 	return fmt.Errorf("%s: %w", strings.Join(probs, "; "), ErrBadRelayOptions)
 }
 
+// rtcpPeer is where a leg with an RTCP socket sends RTCP: rtcp if usable,
+// else the RTP peer's port plus one (RFC 3550 §11).
+func rtcpPeer(rtp, rtcp netip.AddrPort) netip.AddrPort {
+	if usablePeer(rtcp) {
+		return rtcp
+	}
+	if usablePeer(rtp) && rtp.Port() < 65535 {
+		return netip.AddrPortFrom(rtp.Addr(), rtp.Port()+1)
+	}
+	return netip.AddrPort{}
+}
+
 // usablePeer reports whether an SDP address can be sent to.
 func usablePeer(ap netip.AddrPort) bool {
 	return ap.IsValid() && !ap.Addr().IsUnspecified() && ap.Port() != 0
@@ -466,7 +608,7 @@ func (r *Relay) elapsed() int64 {
 
 // Start starts one reader goroutine per socket and the media timeout
 // check. It does nothing when the relay has already started or stopped.
-// The media timeout counts from Start.
+// The media timeout counts from Start, or from Arm with ArmLater.
 func (r *Relay) Start() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -483,6 +625,62 @@ func (r *Relay) Start() {
 		go rd.run()
 	}
 	go r.watch()
+}
+
+// SetPeer tells the relay where leg's peer receives media now, as
+// signalling learnt it (the answer) or changed it (a re-INVITE or UPDATE):
+// rtp for RTP, rtcp for RTCP when the leg has an RTCP socket (default, when
+// rtcp is not usable: rtp's port plus one, RFC 3550 §11).
+//
+// From the call on, the relay sends to that address and treats it as
+// [RelayOptions] treats PeerA and PeerB: what it had latched for the leg is
+// forgotten, a packet from the address latches at once, and otherwise the
+// leg's source is learnt again by symmetric latching. An unusable address
+// (invalid, unspecified as in the old-style hold of RFC 3264 §8.4, or port
+// 0) stops sending to any signalled address: the relay sends to the leg
+// only once it has latched a source from packets.
+//
+// SetPeer is safe to call from any goroutine while the relay runs, and
+// before Start or after Close (it then does no harm). Concurrent calls are
+// serialised; the last one wins. A leg other than LegA and LegB is ignored.
+func (r *Relay) SetPeer(leg Leg, rtp, rtcp netip.AddrPort) {
+	if leg > LegB {
+		return
+	}
+	l := &r.legs[leg]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l.rtp.publish(rtp)
+	if l.rtcp != nil {
+		l.rtcp.publish(rtcpPeer(rtp, rtcp))
+	}
+}
+
+// setRTCPMux says whether leg negotiated rtcp-mux (RFC 5761) after
+// NewRelay: RTCP bound for the leg then leaves through its RTP socket to its
+// RTP peer, and its RTCP socket, still read, expects nothing. It changes
+// nothing for a leg built without an RTCP socket, which always muxes. Safe
+// from any goroutine.
+func (r *Relay) setRTCPMux(leg Leg, mux bool) {
+	if leg <= LegB {
+		r.legs[leg].mux.Store(mux)
+	}
+}
+
+// Arm starts the media timeout of a relay built with ArmLater, and restarts
+// the idle clock of any relay: [ErrMediaTimeout] comes MediaTimeout after
+// the later of Arm and the last packet. Until its first Arm, a relay built
+// with ArmLater never times out. Safe from any goroutine, before or after
+// Start.
+func (r *Relay) Arm() {
+	r.armedAt.Store(r.elapsed())
+	r.armed.Store(true)
+}
+
+// disarm turns the media timeout off again until the next Arm: for a media
+// section the answer rejected, which will carry no media.
+func (r *Relay) disarm() {
+	r.armed.Store(false)
 }
 
 // Done returns a channel closed when the relay stops: on Close, on a media
@@ -532,8 +730,9 @@ func (r *Relay) end(err error) {
 	})
 }
 
-// watch ends the relay with ErrMediaTimeout when no reader has accepted a
-// packet for MediaTimeout.
+// watch ends the relay with ErrMediaTimeout when, armed, no reader has
+// accepted a packet for MediaTimeout since the later of the last packet and
+// Arm.
 func (r *Relay) watch() {
 	defer r.wg.Done()
 	every := min(max(r.mediaTimeout/4, minTimeoutCheck), maxTimeoutCheck)
@@ -545,7 +744,10 @@ func (r *Relay) watch() {
 			return
 		case <-t.C:
 		}
-		last := int64(0)
+		if !r.armed.Load() {
+			continue
+		}
+		last := r.armedAt.Load()
 		for _, rd := range r.readers {
 			last = max(last, rd.active.Load())
 		}
@@ -644,17 +846,15 @@ func (rd *reader) handle(p []byte, src netip.AddrPort, now int64) {
 	rd.active.Store(now)
 	out := &rd.rtpOut
 	if kind == kindRTCP {
-		out = &rd.rtcpOut
+		// RTCP takes the other leg's RTCP socket unless that leg has
+		// since negotiated rtcp-mux; the extra load is paid by RTCP only.
+		if rd.outMux == nil || !rd.outMux.Load() {
+			out = &rd.rtcpOut
+		}
 	} else {
 		rd.trackRTP(p, now)
 	}
-	dst := out.latch.peer.Load()
-	if dst == nil {
-		rd.c.noPeer.Add(1)
-		return
-	}
-	if _, err := out.conn.WriteToUDPAddrPort(p, *dst); err != nil {
-		rd.c.writeErrs.Add(1)
+	if !out.send(p, &rd.c) {
 		return
 	}
 	rd.c.packets.Add(1)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -675,5 +676,262 @@ func TestRelaySocketClosedUnderneath(t *testing.T) {
 	// Close joins the goroutines; it reports the double close of aRTP.
 	if err := tr.relay.Close(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Close() = %v, want the error of closing aRTP again", err)
+	}
+}
+
+func TestLegString(t *testing.T) {
+	for leg, want := range map[Leg]string{LegA: "leg A", LegB: "leg B", 7: "Leg(7)"} {
+		if got := leg.String(); got != want {
+			t.Errorf("Leg(%d).String() = %q, want %q", uint8(leg), got, want)
+		}
+	}
+	if LegA.other() != LegB || LegB.other() != LegA {
+		t.Error("other() does not swap the legs")
+	}
+}
+
+func TestRTCPPeer(t *testing.T) {
+	rtp := netip.MustParseAddrPort("192.0.2.1:4000")
+	tests := []struct {
+		rtp, rtcp, want netip.AddrPort
+	}{
+		{rtp, netip.AddrPort{}, netip.MustParseAddrPort("192.0.2.1:4001")},
+		{rtp, netip.MustParseAddrPort("192.0.2.9:5000"), netip.MustParseAddrPort("192.0.2.9:5000")},
+		{netip.MustParseAddrPort("192.0.2.1:65535"), netip.AddrPort{}, netip.AddrPort{}},
+		{netip.MustParseAddrPort("0.0.0.0:4000"), netip.AddrPort{}, netip.AddrPort{}},
+	}
+	for _, tt := range tests {
+		if got := rtcpPeer(tt.rtp, tt.rtcp); got != tt.want {
+			t.Errorf("rtcpPeer(%v, %v) = %v, want %v", tt.rtp, tt.rtcp, got, tt.want)
+		}
+	}
+}
+
+// stream sends RTP from one socket to another, a packet per loop, until the
+// test ends: traffic in flight while the test changes the relay.
+func stream(tb testing.TB, from *net.UDPConn, to netip.AddrPort, ssrc uint32) {
+	tb.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for seq := uint16(0); ; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, _ = from.WriteToUDPAddrPort(rtpPacket(seq, uint32(seq)*160, ssrc, "stream"), to)
+			// Yield so that a single CPU still runs the relay; this
+			// paces the sender, it synchronises nothing.
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	tb.Cleanup(func() { close(stop); wg.Wait() })
+}
+
+// recvFrom reads datagrams on c until one comes from wantFrom, or fails the
+// test after waitTimeout.
+func recvFrom(tb testing.TB, c *net.UDPConn, wantFrom netip.AddrPort) []byte {
+	tb.Helper()
+	for {
+		p, from := recv(tb, c)
+		if from == wantFrom {
+			return p
+		}
+	}
+}
+
+func TestRelaySetPeerRedirectsTraffic(t *testing.T) {
+	tr := newTestRelay(t, relaySetup{sdpA: true, sdpB: true})
+	// B speaks from its SDP address: latched at once.
+	send(t, tr.peerB, addrOf(tr.bRTP), rtpPacket(1, 0, 0xb, "B"))
+	expectPacket(t, tr.peerA, rtpPacket(1, 0, 0xb, "B"), addrOf(tr.aRTP))
+
+	stream(t, tr.peerA, addrOf(tr.aRTP), 0xa)
+	recvFrom(t, tr.peerB, addrOf(tr.bRTP))
+
+	// A re-INVITE moves B: A's stream follows at once, before the new B
+	// has sent anything.
+	moved := listenUDP(t)
+	tr.relay.SetPeer(LegB, addrOf(moved), netip.AddrPort{})
+	recvFrom(t, moved, addrOf(tr.bRTP))
+
+	// The new address latches with its first packet; the old one, still
+	// latched a moment ago, is now a foreign source.
+	fromMoved := rtpPacket(2, 160, 0xb, "moved B")
+	send(t, moved, addrOf(tr.bRTP), fromMoved)
+	expectPacket(t, tr.peerA, fromMoved, addrOf(tr.aRTP))
+	dropped := tr.relay.Stats().BToA.DroppedSource
+	send(t, tr.peerB, addrOf(tr.bRTP), rtpPacket(3, 320, 0xb, "old B"))
+	waitFor(t, "the old address dropped", func() bool { return tr.relay.Stats().BToA.DroppedSource == dropped+1 })
+	if st := tr.relay.Stats().BToA; st.Relatches != 0 {
+		t.Errorf("Relatches = %d, want 0: SetPeer is not a relatch", st.Relatches)
+	}
+}
+
+func TestRelaySetPeerUnusable(t *testing.T) {
+	for _, bad := range []netip.AddrPort{
+		{},
+		netip.MustParseAddrPort("0.0.0.0:4000"), // old-style hold
+		netip.MustParseAddrPort("127.0.0.1:0"),
+	} {
+		t.Run(bad.String(), func(t *testing.T) {
+			tr := newTestRelay(t, relaySetup{sdpA: true, sdpB: true})
+			p := rtpPacket(1, 0, 0xa, "A")
+			send(t, tr.peerA, addrOf(tr.aRTP), p)
+			expectPacket(t, tr.peerB, p, addrOf(tr.bRTP))
+
+			tr.relay.SetPeer(LegB, bad, bad)
+			send(t, tr.peerA, addrOf(tr.aRTP), rtpPacket(2, 160, 0xa, "A"))
+			waitFor(t, "A's packet dropped for want of a peer", func() bool { return tr.relay.Stats().AToB.DroppedNoPeer == 1 })
+
+			// B is learnt from its packets again, wherever they come from.
+			learnt := listenUDP(t)
+			pb := rtpPacket(1, 0, 0xb, "B from elsewhere")
+			send(t, learnt, addrOf(tr.bRTP), pb)
+			expectPacket(t, tr.peerA, pb, addrOf(tr.aRTP))
+			pa := rtpPacket(3, 320, 0xa, "A again")
+			send(t, tr.peerA, addrOf(tr.aRTP), pa)
+			expectPacket(t, learnt, pa, addrOf(tr.bRTP))
+		})
+	}
+}
+
+func TestRelaySetPeerRTCP(t *testing.T) {
+	tr := newTestRelay(t, relaySetup{rtcpA: true, rtcpB: true, sdpA: true, sdpB: true})
+	newRTP, newRTCP := listenUDP(t), listenUDP(t)
+	tr.relay.SetPeer(LegB, addrOf(newRTP), addrOf(newRTCP))
+	rr := rtcpPacket("RR to moved B")
+	send(t, tr.peerARTCP, addrOf(tr.aRTCP), rr)
+	expectPacket(t, newRTCP, rr, addrOf(tr.bRTCP))
+
+	// rtcp-mux negotiated later for B: its RTCP leaves through the RTP
+	// socket to its RTP address.
+	tr.relay.setRTCPMux(LegB, true)
+	send(t, tr.peerARTCP, addrOf(tr.aRTCP), rr)
+	expectPacket(t, newRTP, rr, addrOf(tr.bRTP))
+	tr.relay.setRTCPMux(LegB, false)
+	send(t, tr.peerARTCP, addrOf(tr.aRTCP), rr)
+	expectPacket(t, newRTCP, rr, addrOf(tr.bRTCP))
+}
+
+// TestRelaySetPeerConcurrent moves B back and forth while media flows both
+// ways and Stats is read: -race checks the publication, and the last
+// SetPeer wins.
+func TestRelaySetPeerConcurrent(t *testing.T) {
+	tr := newTestRelay(t, relaySetup{rtcpA: true, rtcpB: true, sdpA: true, sdpB: true})
+	stream(t, tr.peerA, addrOf(tr.aRTP), 0xa)
+	stream(t, tr.peerB, addrOf(tr.bRTP), 0xb)
+	stream(t, tr.peerARTCP, addrOf(tr.aRTCP), 0xa)
+	alt := listenUDP(t)
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				to := tr.peerB
+				if (i+g)%2 == 0 {
+					to = alt
+				}
+				tr.relay.SetPeer(LegB, addrOf(to), netip.AddrPort{})
+				tr.relay.setRTCPMux(LegB, i%3 == 0)
+				_ = tr.relay.Stats()
+			}
+		}()
+	}
+	wg.Wait()
+	// B's old address keeps sending and, with the latch reset, may latch
+	// again; the new address takes over with its first packet all the
+	// same, and keeps A's media although the old one goes on.
+	final := listenUDP(t)
+	tr.relay.SetPeer(LegB, addrOf(final), netip.AddrPort{})
+	send(t, final, addrOf(tr.bRTP), rtpPacket(1, 0, 0xf, "final B"))
+	recvFrom(t, final, addrOf(tr.bRTP))
+	recvFrom(t, final, addrOf(tr.bRTP))
+}
+
+func TestRelayArmLater(t *testing.T) {
+	const timeout = 20 * time.Millisecond
+	tr := newTestRelay(t, relaySetup{opts: RelayOptions{MediaTimeout: timeout, ArmLater: true}})
+	// Not armed: several timeouts pass without media and without a stop.
+	select {
+	case <-tr.relay.Done():
+		t.Fatalf("unarmed relay stopped: %v", tr.relay.Err())
+	case <-time.After(10 * timeout):
+	}
+	tr.relay.Arm()
+	select {
+	case <-tr.relay.Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("Done not closed after Arm and the media timeout")
+	}
+	if err := tr.relay.Err(); !errors.Is(err, ErrMediaTimeout) {
+		t.Fatalf("Err() = %v, want ErrMediaTimeout", err)
+	}
+}
+
+func TestRelayArmRestartsIdleClock(t *testing.T) {
+	clk := newFakeClock()
+	const timeout = 100 * time.Millisecond
+	tr := newTestRelay(t, relaySetup{opts: RelayOptions{MediaTimeout: timeout, Now: clk.Now}})
+	clk.Advance(timeout - time.Millisecond)
+	tr.relay.Arm()
+	clk.Advance(timeout - time.Millisecond)
+	select {
+	case <-tr.relay.Done():
+		t.Fatal("timed out although Arm restarted the idle clock")
+	default:
+	}
+	tr.relay.disarm()
+	clk.Advance(time.Hour)
+	select {
+	case <-tr.relay.Done():
+		t.Fatal("a disarmed relay timed out")
+	case <-time.After(20 * maxTimeoutCheckFor(timeout)):
+	}
+	tr.relay.Arm()
+	clk.Advance(timeout)
+	select {
+	case <-tr.relay.Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("Done not closed after the media timeout")
+	}
+}
+
+// maxTimeoutCheckFor is how often watch looks, for a media timeout d.
+func maxTimeoutCheckFor(d time.Duration) time.Duration {
+	return min(max(d/4, minTimeoutCheck), maxTimeoutCheck)
+}
+
+// TestRelayHandleNoAlloc pins the per-packet cost: nothing allocates,
+// including the check for a new SetPeer generation, RTCP under a mux switch,
+// and the reset after SetPeer to the address the packets come from.
+func TestRelayHandleNoAlloc(t *testing.T) {
+	src := netip.MustParseAddrPort("192.0.2.1:4000")
+	dst := netip.MustParseAddrPort("198.51.100.1:5000")
+	out := sink{conn: discardConn{}, latch: newLatch(dst, 1, time.Second)}
+	var mux atomic.Bool
+	rd := &reader{latch: newLatch(src, 1, time.Second), rtpOut: out, rtcpOut: out, outMux: &mux, rate: DefaultClockRate}
+	rtp, rtcp := rtpPacket(0, 0, 0xa, strings.Repeat("x", 160)), rtcpPacket("rr")
+	var i int64
+	step := func() {
+		i++
+		rtp[2], rtp[3] = byte(i>>8), byte(i)
+		rd.handle(rtp, src, i*int64(20*time.Millisecond))
+		rd.handle(rtcp, src, i*int64(20*time.Millisecond))
+	}
+	if n := testing.AllocsPerRun(1000, step); n != 0 {
+		t.Errorf("steady state: %v allocs per packet pair, want 0", n)
+	}
+	rd.latch.publish(src) // as SetPeer would, to where A already sends from
+	mux.Store(true)
+	if n := testing.AllocsPerRun(1000, step); n != 0 {
+		t.Errorf("after SetPeer: %v allocs per packet pair, want 0", n)
+	}
+	if rd.c.packets.Load() == 0 || rd.c.noPeer.Load() != 0 {
+		t.Fatalf("counters %+v: nothing forwarded", rd.c.packets.Load())
 	}
 }

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/veilgw/veil/store"
 )
@@ -10,7 +11,9 @@ import (
 // session records and their index rows: an index row naming a missing or
 // closed session, an open session without its rows, two open sessions on
 // one (participant, proxy) pair, an open session on a number not in the
-// pool. An empty result means the database is consistent. It is meant for
+// pool, a call record that does not decode, an interaction row naming a
+// missing call (or another session's), a call of a session without its
+// row. An empty result means the database is consistent. It is meant for
 // `veild check` on a stopped daemon and for tests.
 func Check(db *store.DB) ([]string, error) {
 	var problems []string
@@ -31,12 +34,14 @@ func Check(db *store.DB) ([]string, error) {
 	open := make(map[string]*Session)
 	pairs := make(map[pairKey]string)
 	unique := make(map[string]string)
+	sessions := make(map[string]bool)
 	err = db.Scan([]byte(store.PrefixSession), nil, func(k, v []byte) (bool, error) {
 		sess := new(Session)
 		if err := decode(v, sess, &sess.V); err != nil {
 			report("%s: %v", k, err)
 			return true, nil
 		}
+		sessions[sess.ID] = true
 		if sess.State != StateOpen {
 			return true, nil
 		}
@@ -98,5 +103,73 @@ func Check(db *store.DB) ([]string, error) {
 	for _, id := range unique {
 		report("open session %s has no unique_name row", id)
 	}
+	if err := checkCalls(db, sessions, report); err != nil {
+		return nil, err
+	}
 	return problems, nil
+}
+
+// checkCalls checks call records against the interaction index: every
+// inter/ row names an existing call of its session started at the row's
+// time, and every call of a session has its row.
+func checkCalls(db *store.DB, sessions map[string]bool, report func(string, ...any)) error {
+	type callInfo struct {
+		session string
+		key     string // its inter/ row
+		indexed bool
+	}
+	calls := make(map[string]*callInfo)
+	err := db.Scan([]byte(store.PrefixCall), nil, func(k, v []byte) (bool, error) {
+		parts, _ := store.SplitKey(k, store.PrefixCall, 1)
+		c := new(CallRecord)
+		if err := decode(v, c, &c.V); err != nil {
+			report("%s: %v", k, err)
+			return true, nil
+		}
+		if c.ID != parts[0] {
+			report("call record at %q has id %q", k, c.ID)
+		}
+		info := &callInfo{session: c.SessionID}
+		if c.SessionID != "" {
+			info.key = string(interactionKey(c.SessionID, c.StartedAt, c.ID))
+			if !sessions[c.SessionID] {
+				report("call %s names session %s, which does not exist", c.ID, c.SessionID)
+			}
+		}
+		calls[parts[0]] = info
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	err = db.Scan([]byte(store.PrefixInteraction), nil, func(k, v []byte) (bool, error) {
+		parts, ok := store.SplitKey(k, store.PrefixInteraction, 3)
+		if !ok || strings.Contains(parts[2], "/") {
+			report("malformed interaction key %q", k)
+			return true, nil
+		}
+		if string(v) != KindCall {
+			report("interaction row %q has unknown kind %q", k, v)
+			return true, nil
+		}
+		info := calls[parts[2]]
+		switch {
+		case info == nil:
+			report("interaction row %q names call %s, which has no record", k, parts[2])
+		case info.key != string(k):
+			report("interaction row %q does not match call %s (session %q)", k, parts[2], info.session)
+		default:
+			info.indexed = true
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for id, info := range calls {
+		if info.session != "" && !info.indexed {
+			report("call %s of session %s has no interaction row", id, info.session)
+		}
+	}
+	return nil
 }

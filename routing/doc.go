@@ -22,6 +22,16 @@
 // disk keeps the index conservative: a pair is never handed out while a
 // record on disk still holds it.
 //
+// Interactions: the SIP B2BUA hands each ended call to RecordCall, which
+// writes the record and, for a call in a session, its row in the session's
+// time-ordered index in one synced batch:
+//
+//	call/<id>                                     -> CallRecord (From/To masked)
+//	inter/<session>/<20060102T150405.000000000Z>/<id> -> "call"
+//
+// ListInteractions scans inter/<session>/ (oldest first) and reads each
+// record; Check verifies both directions. Records are written once.
+//
 // Concurrency: a *Service is safe for concurrent use. One mutex guards the
 // index; no I/O happens under it (disk writes happen between a reserve and
 // a confirm), so concurrent creates share Pebble's group commit.

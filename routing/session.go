@@ -463,12 +463,3 @@ func (s *Service) listStored(ctx context.Context, f *SessionFilter, now time.Tim
 	})
 	return out, err
 }
-
-// ListInteractions returns the calls and messages of a session, oldest
-// first. Until the voice and SMS adapters exist the list is empty.
-func (s *Service) ListInteractions(ctx context.Context, sessionID string) ([]Interaction, error) {
-	if _, err := s.GetSession(ctx, sessionID); err != nil {
-		return nil, err
-	}
-	return []Interaction{}, nil
-}

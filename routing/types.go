@@ -145,11 +145,13 @@ type Decision struct {
 	Carriers []string
 }
 
-// Interaction is one call or message of a session. Calls and SMS arrive
-// with later issues; the type is here so the API has its shape.
+// Interaction is one call or message of a session. Calls carry their
+// record; messages arrive with the SMS adapter.
 type Interaction struct {
 	ID        string    `json:"id"`
 	SessionID string    `json:"session_id"`
-	Kind      string    `json:"kind"` // "call" or "message"
-	CreatedAt time.Time `json:"created_at"`
+	Kind      string    `json:"kind"`       // KindCall or KindMessage
+	CreatedAt time.Time `json:"created_at"` // a call's StartedAt
+	// Call is the record of a call (Kind KindCall).
+	Call *CallRecord `json:"call,omitempty"`
 }

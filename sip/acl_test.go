@@ -85,3 +85,15 @@ func TestNewTrunkACLErrors(t *testing.T) {
 		})
 	}
 }
+
+// The shipped loopback config must start: its carriers' inbound_cidrs
+// make a valid ACL (no prefix under two carriers).
+func TestShippedConfigACL(t *testing.T) {
+	cfg, err := configs.Load("../configs/veil.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewTrunkACL(cfg.Carriers); err != nil {
+		t.Fatalf("configs/veil.yaml: %v", err)
+	}
+}

@@ -59,10 +59,11 @@ const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 type CallHandler interface {
 	// HandleInvite owns the call until it returns: it must send a final
 	// response through call.Respond (if it returns without one the server
-	// answers 500). ctx is cancelled when the INVITE transaction
-	// terminates (CANCEL, transport error) or the server closes; the
-	// handler must then return promptly. HandleInvite runs on a goroutine
-	// of its own and may block for the whole call.
+	// answers 500). ctx is cancelled when the server closes; the handler
+	// must then end the call promptly. call.Cancelled() is closed when
+	// the caller cancels before the final response (sipgo has then
+	// answered 487). HandleInvite runs on a goroutine of its own and may
+	// block for the whole call.
 	HandleInvite(ctx context.Context, call *InboundCall)
 }
 
@@ -89,6 +90,21 @@ type InboundCall struct {
 	tx    sipmsg.ServerTransaction
 	toTag string
 	final atomic.Bool
+
+	cancelOnce sync.Once
+	cancelled  chan struct{}
+	// lastFinal is the final response sent, kept for 2xx retransmission;
+	// written and read by the handler's goroutine only.
+	lastFinal *sipmsg.Response
+}
+
+// Cancelled returns a channel closed when the INVITE transaction ends
+// before a final response from the handler: the caller sent CANCEL (and
+// was answered 487 by the transaction layer) or the transport failed.
+func (c *InboundCall) Cancelled() <-chan struct{} { return c.cancelled }
+
+func (c *InboundCall) cancel() {
+	c.cancelOnce.Do(func() { close(c.cancelled) })
 }
 
 // Request returns the INVITE. It must not be modified (sipgo's transaction
@@ -109,17 +125,46 @@ func (c *InboundCall) Respond(status int, reason string) error {
 // RespondBody is Respond with a body (an SDP answer, for example) of the
 // given Content-Type.
 func (c *InboundCall) RespondBody(status int, reason string, body []byte, contentType string) error {
+	return c.respond(status, reason, body, contentType, nil)
+}
+
+// respondContact answers with Veil's Contact (18x and 2xx establish a
+// dialog, RFC 3261 §12.1.1) and an optional SDP body.
+func (c *InboundCall) respondContact(status int, reason string, body []byte, contact sipmsg.Uri) error {
+	ct := ""
+	if body != nil {
+		ct = "application/sdp"
+	}
+	return c.respond(status, reason, body, ct, &sipmsg.ContactHeader{Address: contact})
+}
+
+func (c *InboundCall) respond(status int, reason string, body []byte, contentType string, contact *sipmsg.ContactHeader) error {
 	if status >= 200 && !c.final.CompareAndSwap(false, true) {
 		return fmt.Errorf("responding %d: a final response was already sent", status)
 	}
 	res := newResponse(c.req, status, reason, body, c.toTag)
+	if contact != nil {
+		res.AppendHeader(contact)
+	}
 	if contentType != "" && body != nil {
 		res.AppendHeader(sipmsg.NewHeader("Content-Type", contentType))
+	}
+	if status >= 200 {
+		c.lastFinal = res
 	}
 	if err := c.tx.Respond(res); err != nil {
 		return fmt.Errorf("responding %d: %w", status, err)
 	}
 	return nil
+}
+
+// retransmitFinal sends the final response again (a 2xx not yet
+// acknowledged, RFC 3261 §13.3.1.4).
+func (c *InboundCall) retransmitFinal() error {
+	if c.lastFinal == nil {
+		return nil
+	}
+	return c.tx.Respond(c.lastFinal)
 }
 
 // newResponse builds a response to req. sipgo's NewResponseFromRequest
@@ -147,11 +192,16 @@ type ServerOptions struct {
 	// ACL says which carrier an INVITE's source address belongs to. Nil
 	// refuses every INVITE with 403.
 	ACL *TrunkACL
-	// Handler takes the accepted INVITEs. Required.
+	// Handler takes the accepted INVITEs. Required. A *B2BUA given here is
+	// attached to the server: it sends through the server's listeners and
+	// receives the requests within its calls' dialogs.
 	Handler CallHandler
 	// Logger receives the server's logs and sipgo's. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// SocketBuffer, when positive, sets the receive and send buffer of
+	// each UDP listener, in bytes (sip.socket_buffer).
+	SocketBuffer int
 }
 
 // Server is Veil's SIP edge: it listens on the configured UDP and TCP
@@ -170,22 +220,25 @@ type Server struct {
 	log     *slog.Logger
 	acl     *TrunkACL
 	handler CallHandler
+	b2bua   *B2BUA // the handler, when it is the B2BUA
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
 
-	udp   []net.PacketConn
-	tcp   []net.Listener
-	addrs []string
+	udp     []net.PacketConn
+	tcp     []net.Listener
+	addrs   []string
+	origins []viaOrigin
 
 	ctx    context.Context // parent of every handler's context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	closed  bool
-	serving bool
-	calls   sync.WaitGroup // handler invocations in progress; Add under mu
-	serveWG sync.WaitGroup // listener goroutines
+	mu       sync.Mutex
+	closed   bool
+	draining bool
+	serving  bool
+	calls    sync.WaitGroup // handler invocations in progress; Add under mu
+	serveWG  sync.WaitGroup // listener goroutines
 
 	closeOnce sync.Once
 	closeErr  error
@@ -211,12 +264,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		handler: opts.Handler,
 		done:    make(chan struct{}),
 	}
-	if err := s.listen(opts.Listen); err != nil {
+	if err := s.listen(opts.Listen, opts.SocketBuffer); err != nil {
 		s.closeSockets()
 		return nil, err
 	}
 
-	sipgoLog := log.With("component", "sipgo")
+	sipgoLog := newSipgoLogger(log)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("veil"),
 		sipgo.WithUserAgentTransportLayerOptions(sipmsg.WithTransportLayerLogger(sipgoLog)),
@@ -233,16 +286,26 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("new SIP server: %w", err)
 	}
 	s.ua, s.srv = ua, srv
+	if b, ok := opts.Handler.(*B2BUA); ok {
+		if err := b.attach(s); err != nil {
+			s.closeSockets()
+			_ = ua.Close()
+			return nil, err
+		}
+		s.b2bua = b
+	}
 	srv.OnOptions(s.handleOptions)
 	srv.OnInvite(s.handleInvite)
-	srv.OnAck(func(*sipmsg.Request, sipmsg.ServerTransaction) {}) // never answered (RFC 3261 §17.1.1.3)
+	srv.OnAck(s.handleAck)
+	srv.OnBye(s.handleInDialog)
+	srv.OnUpdate(s.handleInDialog)
 	srv.OnNoRoute(s.handleOther)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
 // listen opens one socket per entry.
-func (s *Server) listen(entries []string) error {
+func (s *Server) listen(entries []string, buffer int) error {
 	for _, uri := range entries {
 		transport, addr, err := configs.SplitListen(uri)
 		if err != nil {
@@ -255,7 +318,13 @@ func (s *Server) listen(entries []string) error {
 				return fmt.Errorf("sip listen %q: %w", uri, err)
 			}
 			s.udp = append(s.udp, c)
+			if uc, ok := c.(*net.UDPConn); ok && buffer > 0 {
+				// Best effort: the kernel caps the size at rmem_max/wmem_max.
+				_ = uc.SetReadBuffer(buffer)
+				_ = uc.SetWriteBuffer(buffer)
+			}
 			s.addrs = append(s.addrs, "udp://"+c.LocalAddr().String())
+			s.addOrigin("UDP", c.LocalAddr())
 		case "tcp":
 			l, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -263,6 +332,7 @@ func (s *Server) listen(entries []string) error {
 			}
 			s.tcp = append(s.tcp, l)
 			s.addrs = append(s.addrs, "tcp://"+l.Addr().String())
+			s.addOrigin("TCP", l.Addr())
 		case "tls":
 			return fmt.Errorf("sip listen %q: %w (certificates come with secure calls)", uri, ErrTLSNotSupported)
 		}
@@ -324,6 +394,27 @@ func (s *Server) Serve(ctx context.Context) error {
 	return errors.Join(err, s.Close())
 }
 
+// Drain stops taking new calls (new INVITEs are answered 503) and waits
+// until the calls in progress end or ctx is done; it reports whether they
+// all ended. In-dialog requests of the calls in progress are still
+// served. Close afterwards hangs up what is left.
+func (s *Server) Drain(ctx context.Context) bool {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // Close stops the listeners, cancels every call handler's context and
 // waits for the handlers and listener goroutines to return, then closes
 // sipgo's transaction and transport layers. It is idempotent and safe to
@@ -335,9 +426,15 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		close(s.done)
 		s.cancel()
+		// Calls hang up (BYE, CANCEL) through the listeners, so these stay
+		// open until every call handler has returned; new INVITEs meanwhile
+		// get 503.
+		s.calls.Wait()
+		if s.b2bua != nil {
+			s.b2bua.detach()
+		}
 		err := s.closeSockets()
 		s.serveWG.Wait()
-		s.calls.Wait()
 		s.closeErr = errors.Join(err, s.ua.Close())
 	})
 	return s.closeErr
@@ -365,7 +462,7 @@ func ignoreClosed(err error) error {
 func (s *Server) enter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || s.draining {
 		return false
 	}
 	s.calls.Add(1)
@@ -411,6 +508,10 @@ func (s *Server) handleOther(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 // 100 Trying, then the CallHandler, which owns the call until it returns.
 // sipgo terminates the transaction when this returns.
 func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		s.handleInDialog(req, tx) // a re-INVITE (RFC 3261 §12.2.2)
+		return
+	}
 	if !s.enter() {
 		code, reason := statusFor(errShuttingDown)
 		s.respond(req, tx, code, reason)
@@ -429,7 +530,7 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	}
 	log = log.With("carrier", carrier)
 
-	call := &InboundCall{Carrier: carrier, Source: src, req: req, tx: tx, toTag: sipmsg.GenerateTagN(16)}
+	call := &InboundCall{Carrier: carrier, Source: src, req: req, tx: tx, toTag: sipmsg.GenerateTagN(16), cancelled: make(chan struct{})}
 	// Reading the numbers is pure and quick, so a refusal goes out as the
 	// only response; a 100 before it would be noise (RFC 3261 §8.2.6.1).
 	if err := readNumbers(req, call); err != nil {
@@ -448,10 +549,17 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		return
 	}
 
-	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
-	tx.OnTerminate(func(string, error) { cancel() })
-	s.runHandler(ctx, call, log)
+	// On CANCEL sipgo answers 487 itself: that is the final response.
+	tx.OnCancel(func(*sipmsg.Request) {
+		call.final.Store(true)
+		call.cancel()
+	})
+	tx.OnTerminate(func(string, error) {
+		if !call.final.Load() {
+			call.cancel()
+		}
+	})
+	s.runHandler(s.ctx, call, log)
 	if !call.final.Load() {
 		code, reason := statusFor(nil)
 		log.Warn("sip call handler returned without a final response", "status", code)
@@ -500,4 +608,70 @@ func readNumbers(req *sipmsg.Request, call *InboundCall) error {
 	}
 	call.Dialled, call.Caller = dialled, caller
 	return nil
+}
+
+// handleAck passes an ACK to the call whose dialog it belongs to (the ACK
+// of a 2xx is a request of its own, RFC 3261 §13.2.2.4); an ACK matching
+// nothing is dropped: ACK is never answered (§17.1.1.3).
+func (s *Server) handleAck(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if s.b2bua != nil {
+		s.b2bua.handleInDialog(req, tx)
+	}
+}
+
+// handleInDialog passes a request within a dialog (BYE, re-INVITE,
+// UPDATE) to its call; 481 when no call has the dialog (RFC 3261 §12.2.2).
+func (s *Server) handleInDialog(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if s.b2bua != nil && s.b2bua.handleInDialog(req, tx) {
+		return
+	}
+	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+}
+
+// origin returns how Veil sends on a transport ("UDP", "TCP"): from the
+// first listener of that transport, falling back to the first listener.
+func (s *Server) origin(transport string) viaOrigin {
+	want := strings.ToUpper(transport)
+	if want == "" {
+		want = "UDP"
+	}
+	for _, o := range s.origins {
+		if o.transport == want {
+			return o
+		}
+	}
+	if len(s.origins) > 0 {
+		o := s.origins[0]
+		o.transport = want
+		o.laddr = sipmsg.Addr{}
+		return o
+	}
+	return viaOrigin{transport: want}
+}
+
+// contactURI is Veil's Contact on a leg: the user given (the number shown
+// on that leg) at the listener of the transport.
+func (s *Server) contactURI(user, transport string) sipmsg.Uri {
+	o := s.origin(transport)
+	u := sipmsg.Uri{Scheme: "sip", User: user, Host: o.host, Port: o.port}
+	if o.transport != "UDP" {
+		u.UriParams = sipmsg.NewParams()
+		u.UriParams.Add("transport", strings.ToLower(o.transport))
+	}
+	return u
+}
+
+// addOrigin records a listener as a place Veil sends from. A UDP request
+// is sent from the listening socket itself (its local address set as the
+// request's Laddr), so the peer answers to the listener.
+func (s *Server) addOrigin(transport string, a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	o := viaOrigin{transport: transport, host: ap.Addr().String(), port: int(ap.Port())}
+	if transport == "UDP" {
+		o.laddr = sipmsg.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
+	}
+	s.origins = append(s.origins, o)
 }

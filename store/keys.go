@@ -14,6 +14,8 @@ const (
 	PrefixSessionUnique = "sessuniq/"
 	PrefixRoute         = "route/"
 	PrefixToken         = "tok/"
+	PrefixCall          = "call/"  // call/<id> -> call record (JSON)
+	PrefixInteraction   = "inter/" // inter/<session>/<time>/<id> -> kind ("call")
 )
 
 // SchemaVersion is the version of the key layout written by this build.

@@ -8,6 +8,7 @@
 //	veilctl sessions create -a +E164 -b +E164 [-mode voice+sms] [-ttl 1h] [-record] [-unique-name N]
 //	veilctl sessions list [-state open] [-participant +E164] [-unique-name N] [-limit 100] [-cursor C]
 //	veilctl sessions get -id ID | close -id ID | interactions -id ID
+//	veilctl calls get ID (or -id ID)
 //
 // It reads the API address from VEIL_URL (default http://127.0.0.1:8080)
 // and the bearer token from VEIL_TOKEN. Output is the API's JSON.
@@ -42,6 +43,7 @@ const usage = `usage: veilctl <resource> <action> [flags]
   sessions create -a +E164 -b +E164 [-mode voice|sms|voice+sms] [-ttl 1h] [-record] [-unique-name N] [-proxy +E164]
            list [-state open|closed] [-participant +E164] [-proxy +E164] [-unique-name N] [-limit N] [-cursor C]
            get -id ID | close -id ID | interactions -id ID
+  calls    get ID (or -id ID)
 environment: VEIL_URL (default http://127.0.0.1:8080), VEIL_TOKEN (bearer token)
 `
 
@@ -230,6 +232,22 @@ func dispatch(ctx context.Context, c *admin.Client, resource, action string, arg
 			return admin.InteractionList{Interactions: l}, err
 		}
 		return c.CloseSession(ctx, *id)
+	case "calls get":
+		id := str("id", "call id")
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		// The id may also be the one argument: veilctl calls get ID.
+		switch {
+		case fs.NArg() == 1 && *id == "":
+			*id = fs.Arg(0)
+		case fs.NArg() > 0:
+			return nil, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(fs.NArg()-1))}
+		}
+		if *id == "" {
+			return nil, usageError{"give the call id"}
+		}
+		return c.GetCall(ctx, *id)
 	}
 	return nil, usageError{fmt.Sprintf("unknown command %q", resource+" "+action)}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/veilgw/veil/admin"
 	"github.com/veilgw/veil/routing"
@@ -13,6 +14,13 @@ import (
 )
 
 func newAPI(t *testing.T) string {
+	t.Helper()
+	url, _ := newAPIRouting(t)
+	return url
+}
+
+// newAPIRouting is newAPI also returning the routing service behind it.
+func newAPIRouting(t *testing.T) (string, *routing.Service) {
 	t.Helper()
 	db := storetest.Open(t)
 	rt, err := routing.New(db, routing.Options{Carriers: []string{"carrier1", "carrier2"}})
@@ -25,7 +33,7 @@ func newAPI(t *testing.T) string {
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	return ts.URL
+	return ts.URL, rt
 }
 
 func ctl(t *testing.T, url, token string, args ...string) (int, string, string) {
@@ -112,5 +120,53 @@ func TestVeilctlAuth(t *testing.T) {
 	}
 	if code, _, errOut := ctl(t, strings.TrimPrefix(url, "http://"), "tok", "numbers", "list"); code != 2 || !strings.Contains(errOut, "http://") {
 		t.Fatalf("VEIL_URL without scheme = %d %q", code, errOut)
+	}
+}
+
+func TestVeilctlCalls(t *testing.T) {
+	url, rt := newAPIRouting(t)
+	if code, out, errOut := ctl(t, url, "tok", "numbers", "add", "-number", "+15550100001", "-carrier", "carrier1"); code != 0 {
+		t.Fatalf("numbers add = %d %s %s", code, out, errOut)
+	}
+	_, out, _ := ctl(t, url, "tok", "sessions", "create", "-a", "+15550100101", "-b", "+15550100102")
+	var sess admin.Session
+	if err := json.Unmarshal([]byte(out), &sess); err != nil {
+		t.Fatalf("sessions create = %q, %v", out, err)
+	}
+	start := time.Now().UTC().Add(-time.Minute)
+	answered := start.Add(2 * time.Second)
+	err := rt.RecordCall(t.Context(), &routing.CallRecord{
+		ID: "call_1", SessionID: sess.ID, Proxy: "+15550100001", From: "+15550100101", To: "+15550100102",
+		Attempts: []routing.CallAttempt{{Carrier: "carrier1", Status: 200}},
+		Status:   200, StartedAt: start, AnsweredAt: &answered, EndedAt: answered.Add(10 * time.Second), EndReason: "caller_hangup",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		{[]string{"calls", "get", "call_1"}, 0, `"from": "+1***101"`},
+		{[]string{"calls", "get", "-id", "call_1"}, 0, `"duration_ms": 10000`},
+		{[]string{"calls", "get", "call_404"}, 1, "404 call_not_found"},
+		{[]string{"calls", "get"}, 2, "give the call id"},
+		{[]string{"calls", "get", "a", "b"}, 2, `unexpected argument "b"`},
+		{[]string{"calls", "get", "-id", "a", "b"}, 2, `unexpected argument "b"`},
+		{[]string{"sessions", "interactions", "-id", sess.ID}, 0, `"id": "call_1"`},
+	}
+	for _, s := range steps {
+		code, out, errOut := ctl(t, url, "tok", s.args...)
+		got := out
+		if s.wantCode != 0 {
+			got = errOut
+		}
+		if code != s.wantCode || !strings.Contains(got, s.wantOut) {
+			t.Fatalf("veilctl %s = %d\nstdout: %s\nstderr: %s\nwant code %d and %q", strings.Join(s.args, " "), code, out, errOut, s.wantCode, s.wantOut)
+		}
+		if strings.Contains(out, "+15550100101") {
+			t.Errorf("veilctl %s shows a full participant number: %s", strings.Join(s.args, " "), out)
+		}
 	}
 }

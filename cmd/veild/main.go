@@ -17,16 +17,23 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/veilgw/veil/admin"
 	"github.com/veilgw/veil/configs"
+	"github.com/veilgw/veil/media"
 	"github.com/veilgw/veil/routing"
+	"github.com/veilgw/veil/sip"
 	"github.com/veilgw/veil/store"
 )
 
@@ -146,16 +153,24 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 	case len(token) < 16:
 		logger.Warn("the bootstrap admin token is short: use at least 16 random characters", "env", cfg.Admin.TokenEnv)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api, err := admin.New(admin.Options{
 		Routing:        rt,
 		DB:             db,
 		BootstrapToken: token,
 		MaxBodyBytes:   cfg.Admin.MaxBodyBytes,
+		Registry:       reg,
 		Logger:         logger.With("component", "admin"),
 	})
 	if err != nil {
 		return err
 	}
+	sipSrv, err := newSIP(cfg, rt, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer sipSrv.Close()
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
@@ -169,7 +184,12 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 
 	workCtx, cancelWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	wg.Go(func() {
+		if err := sipSrv.Serve(workCtx); err != nil {
+			errc <- fmt.Errorf("sip server: %w", err)
+		}
+	})
 	wg.Go(func() {
 		if err := rt.Run(workCtx); err != nil {
 			errc <- fmt.Errorf("session sweeper: %w", err)
@@ -180,7 +200,7 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 			errc <- fmt.Errorf("admin server: %w", err)
 		}
 	})
-	logger.Info("veild ready", "admin", ln.Addr().String(), "carriers", len(cfg.Carriers))
+	logger.Info("veild ready", "admin", ln.Addr().String(), "sip", strings.Join(sipSrv.Addrs(), " "), "carriers", len(cfg.Carriers))
 
 	var runErr error
 	select {
@@ -199,6 +219,9 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 			delay.Stop()
 		}
 		dctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
+		if !sipSrv.Drain(dctx) {
+			logger.Warn("drain deadline passed with calls in progress; hanging them up")
+		}
 		if err := httpSrv.Shutdown(dctx); err != nil {
 			logger.Warn("drain deadline passed; closing", "err", err)
 			httpSrv.Close()
@@ -208,6 +231,9 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 		httpSrv.Close()
 	}
 	cancelWork()
+	if err := sipSrv.Close(); err != nil {
+		logger.Warn("closing sip server", "err", err)
+	}
 	wg.Wait()
 	if err := db.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("closing database: %w", err)
@@ -250,4 +276,47 @@ func lockHint(err error) error {
 		return fmt.Errorf("%w (the database is locked: is another veild running on this data_dir?)", err)
 	}
 	return err
+}
+
+// newSIP builds the SIP side: the media port pool, the B2BUA and the
+// server on the configured listeners.
+func newSIP(cfg *configs.Config, rt *routing.Service, reg prometheus.Registerer, logger *slog.Logger) (*sip.Server, error) {
+	pool, err := media.NewPortPool(media.PortPoolOptions{Min: cfg.Media.PortMin, Max: cfg.Media.PortMax})
+	if err != nil {
+		return nil, fmt.Errorf("media ports: %w", err)
+	}
+	ip, err := netip.ParseAddr(cfg.Media.Address)
+	if err != nil {
+		return nil, fmt.Errorf("media address: %w", err)
+	}
+	bridges := sip.MediaFunc(func() (sip.Bridge, error) {
+		br, err := media.NewBridge(media.BridgeOptions{Pool: pool, IP: ip, MediaTimeout: cfg.Media.MediaTimeout})
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return br, nil
+	})
+	acl, err := sip.NewTrunkACL(cfg.Carriers)
+	if err != nil {
+		return nil, err
+	}
+	b2b, err := sip.NewB2BUA(sip.B2BUAOptions{
+		Router:          rt,
+		Media:           bridges,
+		Carriers:        cfg.Carriers,
+		RingTimeout:     cfg.SIP.RingTimeout,
+		MaxCallDuration: cfg.SIP.MaxCallDuration,
+		Logger:          logger.With("component", "sip"),
+		Metrics:         sip.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sip.NewServer(sip.ServerOptions{
+		Listen:       cfg.SIP.Listen,
+		ACL:          acl,
+		Handler:      b2b,
+		SocketBuffer: cfg.SIP.SocketBuffer,
+		Logger:       logger.With("component", "sip"),
+	})
 }

@@ -1,0 +1,295 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	sipmsg "github.com/emiago/sipgo/sip"
+
+	"github.com/veilgw/veil/configs"
+	"github.com/veilgw/veil/media"
+	"github.com/veilgw/veil/routing"
+)
+
+// Router is what the call flow asks of routing: who a call goes to, how to
+// reach a number, and where a finished call is recorded. *routing.Service
+// implements it.
+type Router interface {
+	ResolveCall(ctx context.Context, caller, dialled string) (routing.Decision, error)
+	CarriersFor(dest, proxy string) []string
+	RecordCall(ctx context.Context, rec *routing.CallRecord) error
+}
+
+// Media makes the media bridge of a new call.
+type Media interface {
+	NewBridge() (Bridge, error)
+}
+
+// MediaFunc adapts a function to Media.
+type MediaFunc func() (Bridge, error)
+
+// NewBridge calls f().
+func (f MediaFunc) NewBridge() (Bridge, error) { return f() }
+
+// Bridge is the media of one call between leg A (the caller's carrier) and
+// leg B (the callee's): SDP offers and answers received on one leg become
+// the SDP sent on the other, and the relay forwards RTP between them.
+// *media.Bridge implements it.
+type Bridge interface {
+	Offer(from media.Leg, sdp []byte) ([]byte, error)
+	Answer(from media.Leg, sdp []byte) ([]byte, error)
+	Arm()
+	Done() <-chan struct{}
+	Err() error
+	Stats() media.RelayStats
+	Close() error
+}
+
+// Defaults of B2BUAOptions.
+const (
+	DefaultRingTimeout     = 60 * time.Second
+	DefaultMaxCallDuration = 4 * time.Hour
+)
+
+// B2BUAOptions configure a B2BUA.
+type B2BUAOptions struct {
+	// Router resolves calls and records them. Required.
+	Router Router
+	// Media makes each call's media bridge. Required.
+	Media Media
+	// Carriers are the configured carriers; those with a sip section can
+	// be called.
+	Carriers []configs.Carrier
+	// RingTimeout is how long an outbound attempt may go unanswered
+	// before Veil cancels it and tries the next carrier.
+	RingTimeout time.Duration
+	// MaxCallDuration ends an answered call with BYE to both legs.
+	MaxCallDuration time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics, if not nil, counts calls and post-dial delay.
+	Metrics *Metrics
+	// Now is the clock of call records; nil means time.Now.
+	Now func() time.Time
+}
+
+// outCarrier is a carrier Veil can place calls through.
+type outCarrier struct {
+	name      string
+	address   string // host:port
+	transport string // "UDP" or "TCP"
+	format    string // number_format
+}
+
+// B2BUA is the back-to-back user agent: it takes each inbound call from
+// the Server (it is the Server's CallHandler), resolves it, places the
+// outbound leg and bridges the two dialogs, one goroutine per call. Give
+// it to NewServer as ServerOptions.Handler; the server attaches itself.
+type B2BUA struct {
+	opts     B2BUAOptions
+	log      *slog.Logger
+	carriers map[string]outCarrier
+
+	srv    *Server
+	client *sipgo.Client
+
+	dialogs sync.Map // dialogKey -> *legRef
+
+	// bg counts the goroutines that finish abandoned outbound INVITEs
+	// (CANCEL sent, waiting for the final response, BYE for a 200 that
+	// crossed it); detach stops them (bgCtx) and waits for them.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+}
+
+// legRef is what the dialog table holds: a call and which of its legs a
+// request belongs to.
+type legRef struct {
+	c   *call
+	leg media.Leg
+}
+
+// NewB2BUA checks opts and builds the B2BUA.
+func NewB2BUA(opts B2BUAOptions) (*B2BUA, error) {
+	if opts.Router == nil || opts.Media == nil {
+		return nil, errors.New("new B2BUA: Router and Media are required")
+	}
+	if opts.RingTimeout <= 0 {
+		opts.RingTimeout = DefaultRingTimeout
+	}
+	if opts.MaxCallDuration <= 0 {
+		opts.MaxCallDuration = DefaultMaxCallDuration
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &B2BUA{opts: opts, log: log, carriers: make(map[string]outCarrier)}
+	b.bgCtx, b.bgCancel = context.WithCancel(context.Background())
+	for _, c := range opts.Carriers {
+		if c.SIP == nil || c.SIP.Address == "" {
+			continue
+		}
+		b.carriers[c.Name] = outCarrier{
+			name:      c.Name,
+			address:   c.SIP.Address,
+			transport: strings.ToUpper(orString(c.SIP.Transport, "udp")),
+			format:    c.SIP.NumberFormat,
+		}
+	}
+	return b, nil
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// attach is called by NewServer: the B2BUA sends through the server's user
+// agent and listeners.
+func (b *B2BUA) attach(s *Server) error {
+	client, err := sipgo.NewClient(s.ua)
+	if err != nil {
+		return fmt.Errorf("new SIP client: %w", err)
+	}
+	b.srv, b.client = s, client
+	return nil
+}
+
+// detach is called by Server.Close once every call handler has returned:
+// abandoned INVITEs still waiting for their final response are given up.
+func (b *B2BUA) detach() {
+	b.bgCancel()
+	b.bg.Wait()
+	if b.client != nil {
+		_ = b.client.Close()
+	}
+}
+
+// HandleInvite runs one call from its INVITE to its end.
+func (b *B2BUA) HandleInvite(ctx context.Context, in *InboundCall) {
+	c := newCall(b, in)
+	c.run(ctx)
+}
+
+// handleInDialog routes a request within an existing dialog to its call.
+// It reports false when no call has the dialog (the server answers 481).
+func (b *B2BUA) handleInDialog(req *sipmsg.Request, tx sipmsg.ServerTransaction) bool {
+	key := requestDialogKey(req)
+	if key == "" {
+		return false
+	}
+	v, ok := b.dialogs.Load(key)
+	if !ok {
+		return false
+	}
+	ref := v.(*legRef)
+	return ref.c.deliver(ref.leg, req, tx)
+}
+
+func (b *B2BUA) register(key string, ref *legRef) { b.dialogs.Store(key, ref) }
+func (b *B2BUA) unregister(key string)            { b.dialogs.Delete(key) }
+
+// noBuild is the client request option that sends a request as Veil built
+// it: sipgo adds no header of its own.
+func noBuild(*sipgo.Client, *sipmsg.Request) error { return nil }
+
+// reasonPhrase is the reason phrase Veil sends with a status code; the
+// peer's own phrase is never forwarded (it is free text from the other
+// leg).
+func reasonPhrase(code int) string {
+	switch code {
+	case 180:
+		return "Ringing"
+	case 181:
+		return "Call Is Being Forwarded"
+	case 182:
+		return "Queued"
+	case 183:
+		return "Session Progress"
+	case 200:
+		return "OK"
+	case 400:
+		return "Bad Request"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 408:
+		return "Request Timeout"
+	case 410:
+		return "Gone"
+	case 480:
+		return "Temporarily Unavailable"
+	case 481:
+		return "Call/Transaction Does Not Exist"
+	case 483:
+		return "Too Many Hops"
+	case 484:
+		return "Address Incomplete"
+	case 486:
+		return "Busy Here"
+	case 487:
+		return "Request Terminated"
+	case 488:
+		return "Not Acceptable Here"
+	case 491:
+		return "Request Pending"
+	case 500:
+		return "Server Internal Error"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 600:
+		return "Busy Everywhere"
+	case 603:
+		return "Decline"
+	case 604:
+		return "Does Not Exist Anywhere"
+	case 606:
+		return "Not Acceptable"
+	}
+	switch {
+	case code < 200:
+		return "Session Progress"
+	case code < 300:
+		return "OK"
+	case code < 400:
+		return "Redirection"
+	case code < 500:
+		return "Request Failure"
+	case code < 600:
+		return "Server Failure"
+	}
+	return "Global Failure"
+}
+
+// failsOver reports whether an outbound attempt's final response moves the
+// call to the next carrier of the route instead of ending it: the carrier
+// could not take the call (5xx, 408), redirected it (Veil does not follow
+// redirects: the target would come from the other leg) or wants
+// credentials Veil does not have.
+func failsOver(code int) bool {
+	switch {
+	case code >= 500 && code < 600:
+		return true
+	case code >= 300 && code < 400:
+		return true
+	case code == 408, code == 401, code == 407:
+		return true
+	}
+	return false
+}
