@@ -7,7 +7,7 @@ FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 5
 
-.PHONY: all build run demo test deps lint race unit e2e fuzz bench clean
+.PHONY: all build run demo test deps lint race unit e2e fuzz bench bench-sip clean
 
 all: build
 
@@ -54,6 +54,11 @@ fuzz:
 
 bench:
 	./scripts/netns.sh $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 60m ./bench/ | tee bench/last-run.txt
+
+# bench-sip: SIPp calls through the real veild, ramped until a step fails
+# (bench/sipload.sh; RATES, DURATION, HOLD_MS from the environment).
+bench-sip:
+	./bench/sipload.sh
 
 clean:
 	rm -rf bin data

@@ -108,6 +108,7 @@ stop_pid() { # pid signal
 }
 cleanup() {
 	stop_pid "$uac_pid" INT
+	stop_pid "$sampler_pid" TERM
 	stop_pid "$uas_pid" INT
 	stop_pid "$veild_pid" TERM
 	rm -rf "$RUN/data"
@@ -215,11 +216,30 @@ wait_idle() { # until veild has no call in progress (max 30 s)
 	done
 	log "WARNING: veil_calls_active still $a after 30 s"
 }
+udp_errs() { # kernel UDP receive-buffer + send-buffer drops in this network namespace
+	awk '$1 == "Udp:" { if (!h) { for (i = 2; i <= NF; i++) n[$i] = i; h = 1 } else print $n["RcvbufErrors"] + $n["SndbufErrors"] }' /proc/net/snmp
+}
+sock_drops() { # kernel drops counted on the UDP socket bound to 127.0.0.1:$1
+	awk -v port="$1" 'function hex(h, i, n) { for (i = 1; i <= length(h); i++) n = n * 16 + index("0123456789ABCDEF", substr(h, i, 1)) - 1; return n }
+		NR > 1 { split($2, a, ":"); if (a[1] == "0100007F" && hex(a[2]) == port) d += $NF } END { print d + 0 }' /proc/net/udp
+}
+sample() { # every 0.5 s until killed: max veil_calls_active and process_open_fds, into $1
+	local ca=0 fd=0 a f
+	while :; do
+		read -r a f < <(curl -fsS --max-time 2 "$VEIL_URL/metrics" 2>/dev/null |
+			awk '/^veil_calls_active / { a = $2 } /^process_open_fds / { f = $2 } END { printf "%d %d\n", a, f }') || true
+		[ "${a:-0}" -gt "$ca" ] && ca="$a"
+		[ "${f:-0}" -gt "$fd" ] && fd="$f"
+		echo "$ca $fd" >"$1"
+		sleep 0.5
+	done
+}
+sampler_pid=""
 col() { # value of column named $2 in the last line of ;-separated CSV $1
 	awk -F';' -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i } END { if (c) print $c + 0; else print "?" }' "$1"
 }
 pct() { # percentile $1 (0-100) of the sorted numbers in file $2
-	awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f", v[i] }' "$2"
+	awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%d", v[i] }' "$2"
 }
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -234,7 +254,7 @@ for rate in $RATES; do
 	limit=$((rate * (HOLD_MS / 1000 + 10)))
 	wait_idle
 	curl -fsS "$VEIL_URL/metrics" | grep '^veil_calls_total' >"$step/calls_before.txt" || true
-	v0="$(proc_ticks "$veild_pid")" s0="$(proc_ticks "$uas_pid")" c0="$(children_cpu)" w0="$(date +%s.%N)"
+	u0="$(udp_errs)" d0="$(sock_drops "$SIP_PORT")" e0="$(sock_drops "$UAS_PORT")" v0="$(proc_ticks "$veild_pid")" s0="$(proc_ticks "$uas_pid")" c0="$(children_cpu)" w0="$(date +%s.%N)"
 	log "step $rate cps: $calls calls over ${DURATION}s"
 	rc=0
 	(cd "$step" && exec sipp 127.0.0.1:"$SIP_PORT" -sf "$ROOT/bench/sipp/uac.xml" -inf "$RUN/callers.csv" \
@@ -243,12 +263,23 @@ for rate in $RATES; do
 		-trace_stat -stf "$step/stat.csv" -fd 1 -trace_rtt -rtt_freq 1 \
 		-trace_err -error_file "$step/errors.log" "${TRACE_ARGS[@]}" >"$step/screen.log" 2>&1) &
 	uac_pid=$!
+	echo "0 0" >"$step/max.txt"
+	sample "$step/max.txt" &
+	sampler_pid=$!
 	wait "$uac_pid" || rc=$?
 	uac_pid=""
-	w1="$(date +%s.%N)" c1="$(children_cpu)" v1="$(proc_ticks "$veild_pid")" s1="$(proc_ticks "$uas_pid")"
+	stop_pid "$sampler_pid" TERM
+	sampler_pid=""
+	read -r max_active max_fds <"$step/max.txt"
+	max_fds_limit="$(awk '/^Max open files/ { print $4 }' "/proc/$veild_pid/limits" 2>/dev/null || echo "?")"
+	w1="$(date +%s.%N)" c1="$(children_cpu)" v1="$(proc_ticks "$veild_pid")" s1="$(proc_ticks "$uas_pid")" u1="$(udp_errs)" d1="$(sock_drops "$SIP_PORT")" e1="$(sock_drops "$UAS_PORT")"
+	drops="$((u1 - u0)) (veild SIP $((d1 - d0)), UAS $((e1 - e0)))"
+	rss="$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$veild_pid/status" 2>/dev/null || echo "?")"
 	wait_idle
 	curl -fsS "$VEIL_URL/metrics" | grep '^veil_calls_total' >"$step/calls_after.txt" || true
 
+	peers_ok=1
+	for p in "$veild_pid" "$uas_pid"; do kill -0 "$p" 2>/dev/null || peers_ok=""; done
 	ok="$(col "$step/stat.csv" 'SuccessfulCall(C)')"
 	failed="$(col "$step/stat.csv" 'FailedCall(C)')"
 	created="$(col "$step/stat.csv" 'TotalCallCreated')"
@@ -270,14 +301,24 @@ for rate in $RATES; do
 	p50="$(pct 50 "$step/pdd.txt")" p90="$(pct 90 "$step/pdd.txt")" p99="$(pct 99 "$step/pdd.txt")"
 	# Final responses that failed calls (from SIPp's error file) and
 	# veild's end reasons other than hangups during the step.
-	codes="$(grep -ohE "received 'SIP/2.0 [0-9]{3}" "$step/errors.log" 2>/dev/null | awk '{print $2}' | sort | uniq -c | awk '{printf "%s%s:%s", sep, $2, $1; sep=","}' || true)"
+	codes="$(grep -oE "Aborting call on unexpected message.*received 'SIP/2.0 [0-9]{3}" "$step/errors.log" 2>/dev/null |
+		grep -oE '[0-9]{3}$' | sort | uniq -c | awk '{printf "%s%s:%s", sep, $2, $1; sep=","}' || true)"
+	for f in FailedTimeoutOnRecv FailedMaxUDPRetrans FailedCmdNotSent FailedOutboundCongestion; do
+		n="$(col "$step/stat.csv" "$f(C)")"
+		[ "$n" = 0 ] || [ "$n" = "?" ] || codes="${codes:+$codes,}${f#Failed}:$n"
+	done
 	reasons="$(join -j1 -a2 -e0 -o 0,1.2,2.2 <(sed 's/ /\t/' "$step/calls_before.txt" | sort) <(sed 's/ /\t/' "$step/calls_after.txt" | sort) 2>/dev/null |
 		awk '$1 !~ /hangup/ && $3 - $2 > 0 { match($1, /reason="[^"]*"/); printf "%s%s:%d", sep, substr($1, RSTART + 8, RLENGTH - 9), $3 - $2; sep="," }' || true)"
 	[ -n "$codes" ] || codes="-"
 	[ -n "$reasons" ] || reasons="-"
-	ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s | %s |' \
-		"$rate" "$achieved" "$ok" "$failed" "$p50" "$p90" "$p99" "$vcpu" "$ucpu" "$scpu" "$codes" "$reasons" "$rc")")
-	log "step $rate cps: sipp exit $rc, created $created, ok $ok, failed $failed, achieved $achieved cps, PDD p50/p90/p99 $p50/$p90/$p99 ms, veild CPU $vcpu%, SIPp UAC $ucpu% UAS $scpu%, wall ${wall}s"
+	ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s | %s / %s | %s | %s | %s | %s |' \
+		"$rate" "$achieved" "$ok" "$failed" "$p50" "$p90" "$p99" "$vcpu" "$ucpu" "$scpu" "$drops" "$max_active" "$max_fds" "$max_fds_limit" "$rss" "$codes" "$reasons" "$rc")")
+	log "step $rate cps: sipp exit $rc, created $created, ok $ok, failed $failed, achieved $achieved cps, PDD p50/p90/p99 $p50/$p90/$p99 ms, veild CPU $vcpu%, SIPp UAC $ucpu% UAS $scpu%, UDP drops $drops, max active $max_active, max fds $max_fds/$max_fds_limit, wall ${wall}s"
+	if [ -z "$peers_ok" ]; then
+		stop_reason="stopped at $rate cps: veild or the SIPp UAS exited during the step (see $RUN/veild.log, $RUN/uas/screen.log)"
+		log "$stop_reason"
+		break
+	fi
 	if [ "$failed" != 0 ] || [ "$rc" != 0 ] || [ "$ok" != "$calls" ]; then
 		stop_reason="stopped at $rate cps: $failed failed calls, $ok of $calls ok, SIPp exit $rc"
 		break
@@ -293,8 +334,8 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "## veild SIP load: $(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc), hold ${HOLD_MS} ms, ${DURATION} s per step"
 echo
-echo "| target cps | achieved cps | calls ok | failed | PDD p50 ms | PDD p90 ms | PDD p99 ms | veild CPU | SIPp UAC CPU | SIPp UAS CPU | failed by SIP code | veild end reasons (not hangup) | SIPp exit |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| target cps | achieved cps | calls ok | failed | PDD p50 ms | PDD p90 ms | PDD p99 ms | veild CPU | SIPp UAC CPU | SIPp UAS CPU | UDP buffer drops | veild max calls active | veild max open fds / limit | veild peak RSS MiB | failed by SIP code / SIPp reason | veild end reasons (not hangup) | SIPp exit |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "load average: before $load_before, after $load_after"

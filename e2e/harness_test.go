@@ -45,6 +45,7 @@ type daemon struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	url    string
+	sip    []string // SIP listeners as "udp://host:port", from the ready line
 	config string
 	logMu  sync.Mutex
 	log    bytes.Buffer
@@ -73,7 +74,7 @@ carriers:
 	return path
 }
 
-var readyRE = regexp.MustCompile(`msg="veild ready" admin=(\S+)`)
+var readyRE = regexp.MustCompile(`msg="veild ready" admin=(\S+) sip=("[^"]*"|\S+)`)
 
 // startDaemon starts veild with config and waits until it is ready.
 func startDaemon(t testing.TB, config string) *daemon {
@@ -88,7 +89,7 @@ func startDaemon(t testing.TB, config string) *daemon {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("starting veild: %v", err)
 	}
-	ready := make(chan string, 1)
+	ready := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -98,7 +99,7 @@ func startDaemon(t testing.TB, config string) *daemon {
 			d.logMu.Unlock()
 			if m := readyRE.FindStringSubmatch(line); m != nil {
 				select {
-				case ready <- m[1]:
+				case ready <- []string{m[1], strings.Trim(m[2], `"`)}:
 				default:
 				}
 			}
@@ -118,8 +119,9 @@ func startDaemon(t testing.TB, config string) *daemon {
 		}
 	})
 	select {
-	case addr := <-ready:
-		d.url = "http://" + addr
+	case addrs := <-ready:
+		d.url = "http://" + addrs[0]
+		d.sip = strings.Fields(addrs[1])
 	case <-d.exited:
 		t.Fatalf("veild exited before ready: %v\n%s", d.err, d.logs())
 	case <-time.After(30 * time.Second):
@@ -218,4 +220,17 @@ func runVeild(t testing.TB, args ...string) (int, string) {
 	}
 	t.Fatalf("running veild %s: %v", strings.Join(args, " "), err)
 	return -1, ""
+}
+
+// sipAddr returns veild's SIP listener of a transport ("udp", "tcp") as
+// host:port.
+func (d *daemon) sipAddr(transport string) string {
+	d.t.Helper()
+	for _, a := range d.sip {
+		if rest, ok := strings.CutPrefix(a, transport+"://"); ok {
+			return rest
+		}
+	}
+	d.t.Fatalf("veild has no %s SIP listener (%q)", transport, d.sip)
+	return ""
 }

@@ -97,24 +97,26 @@ func udpFree(port int) bool {
 
 // sipp is a running SIPp process with its own working directory.
 type sipp struct {
-	t        testing.TB
 	scenario string
 	dir      string
+	ip       string
 	port     int
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	err      error // exit status, valid after exited is closed
 }
 
-// startSIPp runs testdata/sipp/<scenario> with -m 1 on 127.0.0.1 and
-// returns once SIPp listens on its SIP and media ports. args go last, so
-// they may end with the remote host:port (UAC) and override the defaults:
+// startSIPp runs testdata/sipp/<scenario> with -m 1 and returns once SIPp
+// listens on its SIP and media ports. args go last, so they may end with
+// the remote host:port (UAC) and override the defaults: -i (default
+// 127.0.0.1; another loopback address such as 127.0.0.2 lets a carrier's
+// inbound_cidrs tell the two sides apart), -mi (default: -i),
 // -p (SIP port), -mp (media port), -cp (control port), all free ones from
 // the SIPp range by default, and -timeout (default 60s, with
-// -timeout_error). Every message SIPp sends
-// and receives is traced to a per-test file, as are unexpected messages
-// and <log> actions. The process is killed in cleanup; a missing sipp
-// binary fails the test (scripts/deps.sh installs it).
+// -timeout_error). Every message SIPp sends and receives is traced to a
+// per-test file, as are unexpected messages and <log> actions. The
+// process is killed in cleanup; a missing sipp binary fails the test
+// (scripts/deps.sh installs it).
 func startSIPp(t testing.TB, scenario string, args ...string) *sipp {
 	t.Helper()
 	bin, err := exec.LookPath("sipp")
@@ -128,7 +130,7 @@ func startSIPp(t testing.TB, scenario string, args ...string) *sipp {
 	if _, err := os.Stat(sf); err != nil {
 		t.Fatalf("scenario %s: %v", scenario, err)
 	}
-	s := &sipp{t: t, scenario: scenario, dir: t.TempDir(), exited: make(chan struct{})}
+	s := &sipp{scenario: scenario, dir: t.TempDir(), exited: make(chan struct{})}
 
 	has := func(flag string) bool {
 		for _, a := range args {
@@ -138,7 +140,13 @@ func startSIPp(t testing.TB, scenario string, args ...string) *sipp {
 		}
 		return false
 	}
-	argv := []string{"-sf", sf, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-m", "1", "-nostdin",
+	s.ip = "127.0.0.1"
+	for i, a := range args {
+		if a == "-i" && i+1 < len(args) {
+			s.ip = args[i+1]
+		}
+	}
+	argv := []string{"-sf", sf, "-m", "1", "-nostdin",
 		"-trace_msg", "-message_file", s.path("messages.log"),
 		"-trace_err", "-error_file", s.path("errors.log"),
 		"-trace_logs", "-log_file", s.path("logs.log"),
@@ -152,6 +160,12 @@ func startSIPp(t testing.TB, scenario string, args ...string) *sipp {
 		case "-mp":
 			mediaPort = flagInt(t, args, i)
 		}
+	}
+	if !has("-i") {
+		argv = append(argv, "-i", s.ip)
+	}
+	if !has("-mi") {
+		argv = append(argv, "-mi", s.ip)
 	}
 	if !has("-p") {
 		argv = append(argv, "-p", strconv.Itoa(s.port))
@@ -274,8 +288,8 @@ func (s *sipp) read(name string) string {
 	return string(b)
 }
 
-// Addr is the "127.0.0.1:port" SIPp listens on for SIP.
-func (s *sipp) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+// Addr is the "ip:port" SIPp listens on for SIP (127.0.0.1 unless -i).
+func (s *sipp) Addr() string { return net.JoinHostPort(s.ip, strconv.Itoa(s.port)) }
 
 // Port is the SIP port SIPp listens on.
 func (s *sipp) Port() int { return s.port }
@@ -356,7 +370,9 @@ func (s *sipp) traced(t testing.TB, direction string) []string {
 			continue
 		}
 		head, msg, ok := strings.Cut(rest, "\n")
-		if !ok || !strings.Contains(head, " message "+direction) {
+		// SIPp also repeats unexpected messages under "Unexpected UDP
+		// message received:"; they are already in the trace once.
+		if !ok || !strings.Contains(head, " message "+direction) || strings.HasPrefix(head, "Unexpected") {
 			continue
 		}
 		msgs = append(msgs, strings.TrimRight(strings.TrimLeft(msg, "\r\n"), "\r\n")+"\r\n")
@@ -457,6 +473,12 @@ func TestSIPpScenariosPair(t *testing.T) {
 		{name: "wait_bye", uac: "uac_wait_bye.xml", uacArgs: ua(), uas: "uas_bye.xml", uasArgs: []string{"-d", "200"},
 			check: func(t *testing.T, uac, uas *sipp) {
 				wantStarts(t, "uac received", firstLines(uac.Received(t)), "SIP/2.0 100", "SIP/2.0 180", "SIP/2.0 200", "BYE sip:"+caller+"@")
+			}},
+		{name: "wait_bye_127.0.0.2", uac: "uac_wait_bye.xml", uacArgs: ua(), uas: "uas_bye.xml", uasArgs: []string{"-i", "127.0.0.2"},
+			check: func(t *testing.T, uac, uas *sipp) {
+				if !strings.HasPrefix(uas.Addr(), "127.0.0.2:") || !strings.Contains(uas.Received(t)[0], "INVITE sip:"+proxy+"@127.0.0.2:") {
+					t.Errorf("UAS at %s received:\n%s", uas.Addr(), uas.Received(t)[0])
+				}
 			}},
 		{name: "cancel", uac: "uac_cancel.xml", uacArgs: ua(), uas: "uas_ring.xml",
 			check: func(t *testing.T, uac, uas *sipp) {

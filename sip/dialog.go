@@ -85,8 +85,6 @@ func (d *dialog) request(method sipmsg.RequestMethod, seq uint32, body []byte) *
 	for i := range d.routes {
 		req.AppendHeader(&sipmsg.RouteHeader{Address: d.routes[i]})
 	}
-	mf := sipmsg.MaxForwardsHeader(70)
-	req.AppendHeader(&mf)
 	from := &sipmsg.FromHeader{Address: d.localURI, Params: sipmsg.NewParams()}
 	from.Params.Add("tag", d.localTag)
 	req.AppendHeader(from)
@@ -102,6 +100,8 @@ func (d *dialog) request(method sipmsg.RequestMethod, seq uint32, body []byte) *
 		seq = d.localSeq
 	}
 	req.AppendHeader(&sipmsg.CSeqHeader{SeqNo: seq, MethodName: method})
+	mf := sipmsg.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
 	if method == sipmsg.INVITE || method == sipmsg.UPDATE {
 		req.AppendHeader(&sipmsg.ContactHeader{Address: d.contact})
 	}

@@ -17,7 +17,7 @@
 //	sessuniq/<unique_name>           -> id of the OPEN session with that name
 //	route/<prefix>                   -> route record
 //	tok/<sha256 of token, hex>       -> API token record
-//	call/<id>                         -> call record (From/To masked)
+//	call/<id>                        -> call record (From/To masked)
 //	inter/<session>/<time>/<id>      -> "call" (a session's interactions, time-ordered)
 //
 // A session and its index rows are written in one Batch, so after any crash
