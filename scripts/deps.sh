@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need when it is missing. Safe to run
-# again: it only acts on what is absent.
+# again: it only acts on what is absent. "deps.sh sipp" installs only the
+# SIPp carriers (what make demo needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+only="${1:-}"
 
 if ! command -v go >/dev/null; then
 	echo "deps: Go is not installed (need Go 1.26; see README)" >&2
 	exit 1
 fi
 gobin="$(go env GOPATH)/bin"
-if [ ! -x "$gobin/staticcheck" ]; then
+if [ -z "$only" ] && [ ! -x "$gobin/staticcheck" ]; then
 	echo "deps: installing staticcheck"
 	(cd / && GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)
 fi
@@ -29,5 +31,6 @@ if ! command -v sipp >/dev/null; then
 		exit 1
 	fi
 fi
+[ -n "$only" ] && exit 0
 # Modules are downloaded here, outside the test network namespace.
 go mod download
