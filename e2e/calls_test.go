@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -434,4 +436,64 @@ func TestCallLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCallFallback: a call with no session on P goes to P's fallback
+// number, still showing P, when the number has one.
+func TestCallFallback(t *testing.T) {
+	t.Parallel()
+	const fallback = "+15550199999"
+	uas := startCallee(t, "uas_bye.xml", "-d", "200")
+	d, _ := startCallDaemon(t, callOpts{carrier1: uas.Addr()}, true)
+	d.mustCall("PATCH", "/v1/numbers/"+proxyP, map[string]any{"fallback_number": fallback}, nil, http.StatusOK)
+	uac := startCaller(t, d, "uac_wait_bye.xml")
+	waitAll(t, uac, uas)
+	inv := firstInvite(t, uas)
+	if !strings.HasPrefix(inv, "INVITE sip:"+fallback+"@") || !strings.Contains(header(inv, "From"), proxyP) {
+		t.Errorf("the fallback's carrier got:\n%s", inv)
+	}
+	if strings.Contains(inv, digits(callerA)) {
+		t.Errorf("the fallback's carrier saw the caller's number:\n%s", inv)
+	}
+	if got := metricValue(t, d, `veil_calls_total{reason="callee_hangup"}`); got != 1 {
+		t.Errorf("veil_calls_total{reason=callee_hangup} = %v, want 1", got)
+	}
+}
+
+// TestCallOverTCP: the caller's carrier uses TCP; Veil's BYE (the callee
+// hangs up) goes back over the caller's connection.
+func TestCallOverTCP(t *testing.T) {
+	t.Parallel()
+	uas := startCallee(t, "uas_bye.xml", "-d", "300")
+	d, sid := startCallDaemon(t, callOpts{carrier1: uas.Addr()}, false)
+	uac := startSIPp(t, "uac_wait_bye.xml", "-s", proxyP, "-set", "caller", callerA, "-t", "t1",
+		"-i", originIP, "-mi", originIP, "-timeout", "35s", "-timeout_error", d.sipAddr("tcp"))
+	waitAll(t, uac, uas)
+	if rec := onlyCall(t, d, sid); rec.EndReason != "callee_hangup" || rec.Status != 200 {
+		t.Errorf("call record = %+v", rec)
+	}
+}
+
+// metricValue reads one sample of veild's /metrics, 0 when absent.
+func metricValue(t *testing.T, d *daemon, sample string) float64 {
+	t.Helper()
+	resp, err := client.Get(d.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
