@@ -261,7 +261,8 @@ for rate in $RATES; do
 		-i 127.0.0.3 -p "$UAC_PORT" -mp "$UAC_MP" -r "$rate" -rp 1000 -m "$calls" -l "$limit" -d "$HOLD_MS" \
 		-buff_size "$BUF" -nostdin -recv_timeout 15000 -timeout "$((DURATION + 90))s" -timeout_error \
 		-trace_stat -stf "$step/stat.csv" -fd 1 -trace_rtt -rtt_freq 1 \
-		-trace_err -error_file "$step/errors.log" "${TRACE_ARGS[@]}" >"$step/screen.log" 2>&1) &
+		-trace_err -error_file "$step/errors.log" -trace_logs -log_file "$step/rejected.log" \
+		"${TRACE_ARGS[@]}" >"$step/screen.log" 2>&1) &
 	uac_pid=$!
 	echo "0 0" >"$step/max.txt"
 	sample "$step/max.txt" &
@@ -283,6 +284,13 @@ for rate in $RATES; do
 	ok="$(col "$step/stat.csv" 'SuccessfulCall(C)')"
 	failed="$(col "$step/stat.csv" 'FailedCall(C)')"
 	created="$(col "$step/stat.csv" 'TotalCallCreated')"
+	# Calls veild answered with a final error: uac.xml ACKs them and logs
+	# "rejected CODE"; SIPp counts them successful, they are not.
+	rejected="$(grep -c '^rejected' "$step/rejected.log" 2>/dev/null || true)"
+	rejected="${rejected:-0}"
+	[ "$ok" != "?" ] || ok=0
+	[ "$failed" != "?" ] || failed=0
+	ok=$((ok - rejected)) failed=$((failed + rejected))
 	rtt="$(ls "$step"/*_rtt.csv 2>/dev/null | head -1 || true)"
 	# rtt CSV: Date_ms;response_time;rtd_no (first line a header).
 	: >"$step/pdd.txt"
@@ -301,8 +309,8 @@ for rate in $RATES; do
 	p50="$(pct 50 "$step/pdd.txt")" p90="$(pct 90 "$step/pdd.txt")" p99="$(pct 99 "$step/pdd.txt")"
 	# Final responses that failed calls (from SIPp's error file) and
 	# veild's end reasons other than hangups during the step.
-	codes="$(grep -oE "Aborting call on unexpected message.*received 'SIP/2.0 [0-9]{3}" "$step/errors.log" 2>/dev/null |
-		grep -oE '[0-9]{3}$' | sort | uniq -c | awk '{printf "%s%s:%s", sep, $2, $1; sep=","}' || true)"
+	codes="$({ grep -oE "Aborting call on unexpected message.*received 'SIP/2.0 [0-9]{3}" "$step/errors.log" 2>/dev/null || true
+		grep -oE '^rejected [0-9]{3}' "$step/rejected.log" 2>/dev/null || true; } | grep -oE '[0-9]{3}$' | sort | uniq -c | awk '{printf "%s%s:%s", sep, $2, $1; sep=","}' || true)"
 	for f in FailedTimeoutOnRecv FailedMaxUDPRetrans FailedCmdNotSent FailedOutboundCongestion; do
 		n="$(col "$step/stat.csv" "$f(C)")"
 		[ "$n" = 0 ] || [ "$n" = "?" ] || codes="${codes:+$codes,}${f#Failed}:$n"
