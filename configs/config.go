@@ -99,6 +99,10 @@ type SIP struct {
 	// buffer overflows and drops SIP datagrams. Default 4194304 (the
 	// kernel caps it at net.core.rmem_max / wmem_max).
 	SocketBuffer int `yaml:"socket_buffer"`
+	// MaxCalls caps the calls in progress; an INVITE beyond it is
+	// answered 503 at once. 0 (the default) derives it from the open-file
+	// limit, since each call holds four media sockets.
+	MaxCalls int `yaml:"max_calls"`
 }
 
 // Media configures the RTP relay.
@@ -489,6 +493,9 @@ func (s *SIP) validate(p *problems) {
 	}
 	checkPositive(p, "sip.ring_timeout", s.RingTimeout)
 	checkPositive(p, "sip.max_call_duration", s.MaxCallDuration)
+	if s.MaxCalls < 0 {
+		p.addf("sip.max_calls", "must not be negative, got %d", s.MaxCalls)
+	}
 	if s.SocketBuffer < 0 {
 		p.addf("sip.socket_buffer", "must not be negative, got %d", s.SocketBuffer)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo"
 	sipmsg "github.com/emiago/sipgo/sip"
@@ -29,6 +30,7 @@ var (
 	errBadDialled      = errors.New("dialled number unreadable")
 	errBadCaller       = errors.New("caller number unreadable")
 	errShuttingDown    = errors.New("server shutting down")
+	errOverloaded      = errors.New("too many calls in progress")
 	errListenerStopped = errors.New("listener stopped")
 )
 
@@ -42,7 +44,7 @@ func statusFor(err error) (int, string) {
 		return 404, "Not Found" // RFC 3261 §21.4.5: not a number we serve
 	case errors.Is(err, errBadCaller):
 		return 400, "Bad Request" // see ErrBadNumber: unreadable caller
-	case errors.Is(err, errShuttingDown):
+	case errors.Is(err, errShuttingDown), errors.Is(err, errOverloaded):
 		return 503, "Service Unavailable"
 	default:
 		return 500, "Server Internal Error"
@@ -202,6 +204,11 @@ type ServerOptions struct {
 	// SocketBuffer, when positive, sets the receive and send buffer of
 	// each UDP listener, in bytes (sip.socket_buffer).
 	SocketBuffer int
+	// MaxCalls, when positive, caps the calls in progress: an INVITE
+	// beyond it is answered 503 at once, before any work (sip.max_calls).
+	MaxCalls int
+	// Metrics, if not nil, counts INVITEs refused for overload.
+	Metrics *Metrics
 }
 
 // Server is Veil's SIP edge: it listens on the configured UDP and TCP
@@ -221,6 +228,10 @@ type Server struct {
 	acl     *TrunkACL
 	handler CallHandler
 	b2bua   *B2BUA // the handler, when it is the B2BUA
+	metrics *Metrics
+
+	maxCalls     int
+	overloadLogs atomic.Int64 // unix second of the last overload warning
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
@@ -237,6 +248,7 @@ type Server struct {
 	closed   bool
 	draining bool
 	serving  bool
+	active   int // handler invocations in progress
 	calls    sync.WaitGroup // handler invocations in progress; Add under mu
 	serveWG  sync.WaitGroup // listener goroutines
 
@@ -259,10 +271,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{
-		log:     log,
-		acl:     opts.ACL,
-		handler: opts.Handler,
-		done:    make(chan struct{}),
+		log:      log,
+		acl:      opts.ACL,
+		handler:  opts.Handler,
+		metrics:  opts.Metrics,
+		maxCalls: opts.MaxCalls,
+		done:     make(chan struct{}),
 	}
 	if err := s.listen(opts.Listen, opts.SocketBuffer); err != nil {
 		s.closeSockets()
@@ -458,15 +472,42 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// enter registers a handler invocation; false once the server is closing.
-func (s *Server) enter() bool {
+// enter registers a handler invocation; it fails once the server is
+// closing or draining, or when MaxCalls are in progress.
+func (s *Server) enter() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.draining {
-		return false
+		return errShuttingDown
 	}
+	if s.maxCalls > 0 && s.active >= s.maxCalls {
+		return errOverloaded
+	}
+	s.active++
 	s.calls.Add(1)
-	return true
+	return nil
+}
+
+// leave ends a handler invocation registered by enter.
+func (s *Server) leave() {
+	s.mu.Lock()
+	s.active--
+	s.mu.Unlock()
+	s.calls.Done()
+}
+
+// overloaded refuses an INVITE beyond MaxCalls: a warning at most once a
+// second (a flood must not flood the log too) and a metric.
+func (s *Server) overloaded(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if s.metrics != nil {
+		s.metrics.calls.WithLabelValues("overload").Inc()
+	}
+	now := time.Now().Unix()
+	if last := s.overloadLogs.Load(); now > last && s.overloadLogs.CompareAndSwap(last, now) {
+		s.log.Warn("sip invite refused: sip.max_calls calls in progress", "status", 503, "max_calls", s.maxCalls)
+	}
+	code, reason := statusFor(errOverloaded)
+	s.respond(req, tx, code, reason, sipmsg.NewHeader("Retry-After", "5"))
 }
 
 // respond sends a stateful response and logs a failure.
@@ -512,12 +553,16 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		s.handleInDialog(req, tx) // a re-INVITE (RFC 3261 §12.2.2)
 		return
 	}
-	if !s.enter() {
-		code, reason := statusFor(errShuttingDown)
+	if err := s.enter(); err != nil {
+		if errors.Is(err, errOverloaded) {
+			s.overloaded(req, tx)
+			return
+		}
+		code, reason := statusFor(err)
 		s.respond(req, tx, code, reason)
 		return
 	}
-	defer s.calls.Done()
+	defer s.leave()
 
 	src, _ := netip.ParseAddrPort(req.Source()) // set by sipgo from the socket peer
 	log := s.log.With("src", src.String())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	sipmsg "github.com/emiago/sipgo/sip"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/veilgw/veil/configs"
 )
@@ -632,4 +633,62 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestServerMaxCalls: an INVITE beyond MaxCalls is refused 503 at once,
+// with Retry-After, counted; the call in progress is not disturbed, and
+// once it ends a new INVITE is taken again.
+func TestServerMaxCalls(t *testing.T) {
+	entered := make(chan struct{}, 16) // never blocks the handler
+	release := make(chan struct{})
+	h := CallHandlerFunc(func(_ context.Context, c *InboundCall) {
+		entered <- struct{}{}
+		<-release
+		_ = c.Respond(486, "Busy Here")
+	})
+	m := NewMetrics(nil)
+	s, err := NewServer(ServerOptions{
+		Listen: []string{"udp://127.0.0.1:0"}, ACL: aclFor(t, "127.0.0.1/32"), Handler: h,
+		MaxCalls: 1, Metrics: m, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(context.Background())
+	defer s.Close()
+	addr := strings.TrimPrefix(s.Addrs()[0], "udp://")
+	c := newClient(t)
+	ruri, from := "sip:+15550100101@"+addr, "<sip:+15550100202@carrier.example>"
+
+	first := make(chan []int, 1)
+	go func() { first <- invite(t, c, addr, "udp", ruri, from, "", nil) }()
+	select {
+	case <-entered:
+	case <-time.After(testWait):
+		t.Fatal("first call never reached the handler")
+	}
+	if got := invite(t, c, addr, "udp", ruri, from, "", nil); !equalInts(got, []int{503}) {
+		t.Errorf("second INVITE got %v, want [503]", got)
+	}
+	var pb dto.Metric
+	if err := m.calls.WithLabelValues("overload").Write(&pb); err != nil || pb.GetCounter().GetValue() != 1 {
+		n := pb.GetCounter().GetValue()
+		t.Errorf("overload count = %v, want 1", n)
+	}
+	close(release)
+	if got := <-first; !equalInts(got, []int{100, 486}) {
+		t.Errorf("first INVITE got %v, want [100 486]", got)
+	}
+	// The slot is free again (the handler has returned once 486 is out;
+	// poll until the server has counted it).
+	deadline := time.Now().Add(testWait)
+	for {
+		got := invite(t, c, addr, "udp", ruri, from, "", nil)
+		if equalInts(got, []int{100, 486}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the call ended, INVITE got %v", got)
+		}
+	}
 }
