@@ -248,7 +248,7 @@ type Server struct {
 	closed   bool
 	draining bool
 	serving  bool
-	active   int // handler invocations in progress
+	active   int            // handler invocations in progress
 	calls    sync.WaitGroup // handler invocations in progress; Add under mu
 	serveWG  sync.WaitGroup // listener goroutines
 
