@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 )
 
 // sipgoSensitive are the attribute keys under which sipgo logs message
@@ -17,16 +19,53 @@ var sipgoSensitive = map[string]bool{
 }
 
 // redactHandler is the handler of sipgo's logger: above debug level it
-// replaces message text by its length, and it logs sipgo's parse failures
-// (any datagram that is not SIP, which anyone can send) at warning level
-// rather than error.
+// replaces message text by its length, logs sipgo's parse failures (any
+// datagram that is not SIP, which anyone can send) at warning level
+// rather than error, and lets at most sipgoLogBurst records a second
+// through, so that a flood of junk does not flood the log; it says how
+// many it dropped.
 type redactHandler struct {
 	inner slog.Handler
+	limit *rateLimit
+}
+
+// sipgoLogBurst is how many sipgo records above debug level are logged
+// per second at most.
+const sipgoLogBurst = 20
+
+// rateLimit counts records per second, shared by a handler and those
+// derived from it.
+type rateLimit struct {
+	mu      sync.Mutex
+	second  int64
+	n       int
+	dropped int
+}
+
+// allow reports whether a record may be logged now, and how many were
+// dropped in the previous second when this is the first of a new one.
+func (r *rateLimit) allow(now time.Time) (ok bool, droppedBefore int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sec := now.Unix(); sec != r.second {
+		r.second, r.n, droppedBefore, r.dropped = sec, 0, r.dropped, 0
+	}
+	if r.n >= sipgoLogBurst {
+		r.dropped++
+		return false, droppedBefore
+	}
+	r.n++
+	return true, droppedBefore
 }
 
 func newSipgoLogger(log *slog.Logger) *slog.Logger {
-	return slog.New(redactHandler{log.Handler()}).With("component", "sipgo")
+	return slog.New(redactHandler{inner: log.Handler(), limit: &rateLimit{}}).With("component", "sipgo")
 }
+
+// SipgoLogger returns the logger sipgo's own package-level logging should
+// use (main passes it to sipgo's SetDefaultLogger): the same redaction and
+// rate limit as the Server's.
+func SipgoLogger(log *slog.Logger) *slog.Logger { return newSipgoLogger(log) }
 
 func (h redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.inner.Enabled(ctx, l)
@@ -35,6 +74,15 @@ func (h redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
 func (h redactHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level <= slog.LevelDebug {
 		return h.inner.Handle(ctx, r)
+	}
+	ok, dropped := h.limit.allow(time.Now())
+	if dropped > 0 {
+		rec := slog.NewRecord(time.Now(), slog.LevelWarn, "sipgo log lines dropped (rate limit)", 0)
+		rec.AddAttrs(slog.Int("dropped", dropped), slog.Int("per_second", sipgoLogBurst))
+		_ = h.inner.Handle(ctx, rec)
+	}
+	if !ok {
+		return nil
 	}
 	level := r.Level
 	if r.Message == "failed to parse" && level > slog.LevelWarn {
@@ -53,11 +101,11 @@ func (h redactHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	for i, a := range attrs {
 		red[i] = redactAttr(a)
 	}
-	return redactHandler{h.inner.WithAttrs(red)}
+	return redactHandler{inner: h.inner.WithAttrs(red), limit: h.limit}
 }
 
 func (h redactHandler) WithGroup(name string) slog.Handler {
-	return redactHandler{h.inner.WithGroup(name)}
+	return redactHandler{inner: h.inner.WithGroup(name), limit: h.limit}
 }
 
 // redactAttr replaces the value of a sensitive attribute by its length.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSipgoLoggerRedactsMessageText(t *testing.T) {
@@ -33,5 +34,30 @@ func TestSipgoLoggerRedactsMessageText(t *testing.T) {
 				t.Errorf("redacted record lost its shape:\n%s", out)
 			}
 		}
+	}
+}
+
+func TestSipgoLoggerRateLimit(t *testing.T) {
+	var buf bytes.Buffer
+	log := newSipgoLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+	for range 5 * sipgoLogBurst {
+		log.Error("failed to parse", "data", "junk")
+	}
+	if n := strings.Count(buf.String(), "failed to parse"); n < 1 || n > 2*sipgoLogBurst {
+		t.Errorf("%d of %d junk records logged; want at most %d a second", n, 5*sipgoLogBurst, sipgoLogBurst)
+	}
+}
+
+func TestRateLimitReportsDrops(t *testing.T) {
+	var r rateLimit
+	t0 := time.Unix(1000, 0)
+	for i := range sipgoLogBurst + 3 {
+		ok, _ := r.allow(t0)
+		if ok != (i < sipgoLogBurst) {
+			t.Fatalf("record %d: allowed %v", i, ok)
+		}
+	}
+	if ok, dropped := r.allow(t0.Add(time.Second)); !ok || dropped != 3 {
+		t.Errorf("next second: allowed %v, dropped before %d, want true 3", ok, dropped)
 	}
 }

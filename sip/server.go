@@ -29,6 +29,7 @@ var (
 	errNotTrunk        = errors.New("source is not in any carrier's inbound_cidrs")
 	errBadDialled      = errors.New("dialled number unreadable")
 	errBadCaller       = errors.New("caller number unreadable")
+	errMissingHeader   = errors.New("mandatory header missing")
 	errShuttingDown    = errors.New("server shutting down")
 	errOverloaded      = errors.New("too many calls in progress")
 	errListenerStopped = errors.New("listener stopped")
@@ -42,8 +43,8 @@ func statusFor(err error) (int, string) {
 		return 403, "Forbidden" // RFC 3261 §21.4.4
 	case errors.Is(err, errBadDialled):
 		return 404, "Not Found" // RFC 3261 §21.4.5: not a number we serve
-	case errors.Is(err, errBadCaller):
-		return 400, "Bad Request" // see ErrBadNumber: unreadable caller
+	case errors.Is(err, errBadCaller), errors.Is(err, errMissingHeader):
+		return 400, "Bad Request" // see ErrBadNumber: unreadable caller; RFC 3261 §8.1.1
 	case errors.Is(err, errShuttingDown), errors.Is(err, errOverloaded):
 		return 503, "Service Unavailable"
 	default:
@@ -578,6 +579,12 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	call := &InboundCall{Carrier: carrier, Source: src, req: req, tx: tx, toTag: sipmsg.GenerateTagN(16), cancelled: make(chan struct{})}
 	// Reading the numbers is pure and quick, so a refusal goes out as the
 	// only response; a 100 before it would be noise (RFC 3261 §8.2.6.1).
+	if err := checkMandatory(req); err != nil {
+		code, reason := statusFor(err)
+		log.Info("sip invite refused", "status", code, "error", err)
+		s.respond(req, tx, code, reason)
+		return
+	}
 	if err := readNumbers(req, call); err != nil {
 		code, reason := statusFor(err)
 		log.Info("sip invite refused", "status", code, "error", err) // errors never quote numbers
@@ -623,6 +630,23 @@ func (s *Server) runHandler(ctx context.Context, call *InboundCall, log *slog.Lo
 		}
 	}()
 	s.handler.HandleInvite(ctx, call)
+}
+
+// checkMandatory refuses a request without one of the headers every
+// request must have (RFC 3261 §8.1.1); sipgo itself only insists on Via
+// and CSeq. The call flow relies on them.
+func checkMandatory(req *sipmsg.Request) error {
+	switch {
+	case req.CallID() == nil || req.CallID().Value() == "":
+		return fmt.Errorf("%w: Call-ID", errMissingHeader)
+	case req.From() == nil:
+		return fmt.Errorf("%w: From", errMissingHeader)
+	case req.To() == nil:
+		return fmt.Errorf("%w: To", errMissingHeader)
+	case req.CSeq() == nil:
+		return fmt.Errorf("%w: CSeq", errMissingHeader)
+	}
+	return nil
 }
 
 // readNumbers fills call.Dialled from the Request-URI (else To) and

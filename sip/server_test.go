@@ -692,3 +692,51 @@ func TestServerMaxCalls(t *testing.T) {
 		}
 	}
 }
+
+// TestServerInviteMissingHeaders: an INVITE from a trunk without Call-ID,
+// From or To is answered 400 before the call handler sees it (RFC 3261
+// §8.1.1); the call flow relies on them.
+func TestServerInviteMissingHeaders(t *testing.T) {
+	called := make(chan struct{}, 4)
+	ts := startServer(t, aclFor(t, "127.0.0.1/32"), CallHandlerFunc(func(_ context.Context, c *InboundCall) {
+		called <- struct{}{}
+		_ = c.Respond(486, "Busy Here")
+	}))
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	dst, err := net.ResolveUDPAddr("udp", ts.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, missing := range []string{"Call-ID", "From", "To"} {
+		hdrs := map[string]string{
+			"Call-ID": "Call-ID: nohdr-" + missing + "\r\n",
+			"From":    "From: <sip:+15550100202@127.0.0.1>;tag=a\r\n",
+			"To":      "To: <sip:+15550100101@127.0.0.1>\r\n",
+		}
+		delete(hdrs, missing)
+		msg := "INVITE sip:+15550100101@" + ts.udp + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + pc.LocalAddr().String() + ";branch=z9hG4bKno" + missing + "\r\n" +
+			hdrs["Call-ID"] + hdrs["From"] + hdrs["To"] + "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+		if _, err := pc.WriteTo([]byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+		_ = pc.SetReadDeadline(time.Now().Add(testWait))
+		buf := make([]byte, 4096)
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no %s: no answer: %v", missing, err)
+		}
+		if got := strings.SplitN(string(buf[:n]), "\r\n", 2)[0]; !strings.HasPrefix(got, "SIP/2.0 400 ") {
+			t.Errorf("no %s: answer %q, want 400", missing, got)
+		}
+	}
+	select {
+	case <-called:
+		t.Error("the call handler saw an INVITE missing a mandatory header")
+	default:
+	}
+}

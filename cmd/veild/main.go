@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	sipmsg "github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -302,6 +303,9 @@ func newSIP(cfg *configs.Config, rt *routing.Service, reg prometheus.Registerer,
 		}
 		return br, nil
 	})
+	// sipgo logs some things through its package-level logger: give it
+	// the same redaction and rate limit.
+	sipmsg.SetDefaultLogger(sip.SipgoLogger(logger.With("component", "sip")))
 	metrics := sip.NewMetrics(reg)
 	acl, err := sip.NewTrunkACL(cfg.Carriers)
 	if err != nil {
