@@ -193,10 +193,11 @@ func (b *Bridge) Offer(from Leg, sdp []byte) ([]byte, error) {
 	if b.stopped() {
 		return nil, ErrBridgeClosed
 	}
-	info, err := ParseSDP(sdp)
+	p, err := parse(sdp)
 	if err != nil {
 		return nil, err
 	}
+	info := p.info()
 	if n := len(info.Media); n < len(b.secs) {
 		return nil, fmt.Errorf("offer has %d media sections, the session has %d (RFC 3264 §8.1): %w",
 			n, len(b.secs), ErrBadSDP)
@@ -232,7 +233,7 @@ func (b *Bridge) Offer(from Leg, sdp []byte) ([]byte, error) {
 			ports[i] = s.ports[to].RTP
 		}
 	}
-	out, next, err := b.produce(to, sdp, ports)
+	out, next, err := b.produce(to, p, ports)
 	if err != nil {
 		rollback()
 		return nil, err
@@ -293,10 +294,11 @@ func (b *Bridge) Answer(from Leg, sdp []byte) ([]byte, error) {
 	if b.offer == nil || from > LegB || from == b.offer.from {
 		return nil, fmt.Errorf("answer from %v: %w", from, ErrOfferAnswer)
 	}
-	info, err := ParseSDP(sdp)
+	p, err := parse(sdp)
 	if err != nil {
 		return nil, err
 	}
+	info := p.info()
 	offered := b.offer.info.Media
 	if len(info.Media) != len(offered) {
 		return nil, fmt.Errorf("answer has %d media sections, the offer %d (RFC 3264 §6): %w",
@@ -314,7 +316,7 @@ func (b *Bridge) Answer(from Leg, sdp []byte) ([]byte, error) {
 			ports[i] = s.ports[to].RTP
 		}
 	}
-	out, next, err := b.produce(to, sdp, ports)
+	out, next, err := b.produce(to, p, ports)
 	if err != nil {
 		return nil, err
 	}
@@ -580,16 +582,16 @@ func (b *Bridge) setPeer(s *section, leg Leg, peer netip.AddrPort) {
 // returns it with the leg's o= state to keep if the caller commits. The
 // session version grows only if the SDP differs from the last one produced
 // for the leg (RFC 3264 §8: an unchanged description keeps its version).
-func (b *Bridge) produce(leg Leg, in []byte, ports []int) ([]byte, legSDP, error) {
+func (b *Bridge) produce(leg Leg, in *parsed, ports []int) ([]byte, legSDP, error) {
 	st := b.out[leg]
 	addr := LegAddr{IP: b.ip, Ports: ports}
-	out, _, err := RewriteSDP(in, addr, RewriteOptions{SessionID: st.id, SessionVersion: st.version})
+	out, err := in.rewrite(addr, RewriteOptions{SessionID: st.id, SessionVersion: st.version})
 	if err != nil {
 		return nil, st, err
 	}
 	if st.last != nil && !bytes.Equal(out, st.last) {
 		st.version++
-		out, _, err = RewriteSDP(in, addr, RewriteOptions{SessionID: st.id, SessionVersion: st.version})
+		out, err = in.rewrite(addr, RewriteOptions{SessionID: st.id, SessionVersion: st.version})
 		if err != nil {
 			return nil, b.out[leg], err
 		}

@@ -789,7 +789,11 @@ func (r *Relay) Stats() RelayStats {
 func (rd *reader) run() {
 	defer rd.r.wg.Done()
 	// One byte over MaxPacketSize tells a datagram that was cut short.
-	buf := make([]byte, MaxPacketSize+1)
+	// Buffers are reused across calls: four readers a call at a thousand
+	// calls a second would otherwise be 6 MB/s of garbage.
+	bp := packetBufs.Get().(*[]byte)
+	defer packetBufs.Put(bp)
+	buf := *bp
 	for {
 		n, src, err := rd.in.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -807,6 +811,12 @@ func (rd *reader) run() {
 		rd.handle(buf[:n], src, rd.r.elapsed())
 	}
 }
+
+// packetBufs holds the readers' packet buffers.
+var packetBufs = sync.Pool{New: func() any {
+	b := make([]byte, MaxPacketSize+1)
+	return &b
+}}
 
 // Packet kinds, as classify tells them.
 const (

@@ -3,6 +3,7 @@ package media
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -172,12 +173,29 @@ func RewriteSDP(in []byte, leg LegAddr, opts RewriteOptions) ([]byte, *SDPInfo, 
 	if err != nil {
 		return nil, nil, err
 	}
+	out, err := p.rewrite(leg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	info := p.info()
+	for i := range info.Media {
+		if leg.Ports[i] == 0 {
+			info.Media[i].Rejected = true
+		}
+	}
+	return out, info, nil
+}
+
+// rewrite builds the SDP of RewriteSDP from a parsed description; p is
+// not modified, so one parse serves several rewrites (the Bridge parses a
+// peer's SDP once per offer or answer).
+func (p *parsed) rewrite(leg LegAddr, opts RewriteOptions) ([]byte, error) {
 	ip := leg.IP.Unmap()
 	if !ip.IsValid() || ip.IsUnspecified() {
-		return nil, nil, fmt.Errorf("address %v: %w", leg.IP, ErrBadLeg)
+		return nil, fmt.Errorf("address %v: %w", leg.IP, ErrBadLeg)
 	}
 	if len(leg.Ports) != len(p.media) {
-		return nil, nil, fmt.Errorf("%d ports for %d media sections: %w", len(leg.Ports), len(p.media), ErrBadLeg)
+		return nil, fmt.Errorf("%d ports for %d media sections: %w", len(leg.Ports), len(p.media), ErrBadLeg)
 	}
 	addrType := "IP4"
 	if ip.Is6() {
@@ -203,13 +221,12 @@ func RewriteSDP(in []byte, leg LegAddr, opts RewriteOptions) ([]byte, *SDPInfo, 
 	for i := range p.media {
 		m := &p.media[i]
 		port := leg.Ports[i]
-		if !m.info.Rejected {
+		rejected := m.info.Rejected
+		if !rejected {
 			if port < 0 || port > 65535 {
-				return nil, nil, fmt.Errorf("media section %d: port %d: %w", i, port, ErrBadLeg)
+				return nil, fmt.Errorf("media section %d: port %d: %w", i, port, ErrBadLeg)
 			}
-			if port == 0 {
-				m.info.Rejected = true
-			}
+			rejected = port == 0
 		}
 		md := &sdp.MediaDescription{
 			MediaName: sdp.MediaName{
@@ -218,7 +235,7 @@ func RewriteSDP(in []byte, leg LegAddr, opts RewriteOptions) ([]byte, *SDPInfo, 
 				Formats: m.formats,
 			},
 		}
-		if !m.info.Rejected {
+		if !rejected {
 			md.MediaName.Port.Value = port
 			md.Attributes = m.attributes(opts)
 		}
@@ -227,9 +244,9 @@ func RewriteSDP(in []byte, leg LegAddr, opts RewriteOptions) ([]byte, *SDPInfo, 
 	b, err := out.Marshal()
 	if err != nil {
 		// Every field above is Veil's or was validated by parse.
-		return nil, nil, fmt.Errorf("marshaling rewritten SDP: %w", err)
+		return nil, fmt.Errorf("marshaling rewritten SDP: %w", err)
 	}
-	return b, p.info(), nil
+	return b, nil
 }
 
 // parsed is a validated peer SDP, reduced to what Veil may forward.
@@ -260,16 +277,18 @@ func (p *parsed) info() *SDPInfo {
 // silenceSupp, crypto, rtcp-mux and the direction.
 func (m *parsedMedia) attributes(opts RewriteOptions) []sdp.Attribute {
 	var attrs []sdp.Attribute
-	for _, pt := range m.info.PayloadTypes {
+	for i, pt := range m.info.PayloadTypes {
+		// A payload type listed twice in m= gets its lines once; m is
+		// not modified, so that it can be rewritten again.
+		if slices.Contains(m.info.PayloadTypes[:i], pt) {
+			continue
+		}
 		for _, v := range m.rtpmap[pt] {
 			attrs = append(attrs, sdp.NewAttribute("rtpmap", v))
 		}
 		for _, v := range m.fmtp[pt] {
 			attrs = append(attrs, sdp.NewAttribute("fmtp", v))
 		}
-		// A payload type listed twice in m= gets its lines once.
-		delete(m.rtpmap, pt)
-		delete(m.fmtp, pt)
 	}
 	attrs = append(attrs, m.single...)
 	if opts.KeepCrypto {

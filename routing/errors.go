@@ -29,8 +29,6 @@ var (
 	ErrUniqueNameInUse = errors.New("unique_name in use by an open session")
 	// ErrCallNotFound is a call id with no record.
 	ErrCallNotFound = errors.New("call not found")
-	// ErrCallExists is a call record written twice for one id.
-	ErrCallExists = errors.New("call already recorded")
 	// ErrProxyNotFree is an explicitly requested proxy number that a
 	// participant already holds in another open session.
 	ErrProxyNotFree = errors.New("proxy number not free for these participants")

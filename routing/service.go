@@ -50,10 +50,6 @@ type Service struct {
 	pool   pool
 	routes map[string]*Route
 
-	// callMu guards callsWriting, the ids of call records being written.
-	callMu       sync.Mutex
-	callsWriting map[string]bool
-
 	kick  chan struct{} // size 1: a lazy check found an expired session
 	stats counters
 }
@@ -95,8 +91,6 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		pool:     newPool(),
 		routes:   make(map[string]*Route),
 		kick:     make(chan struct{}, 1),
-
-		callsWriting: make(map[string]bool),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
