@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,6 +58,7 @@ type callOpts struct {
 	carrier1, carrier2 string // SIP address of each callee-side carrier
 	extraSIP           string // more keys of the sip section
 	extraMedia         string // more keys of the media section
+	carrier2Keys       string // more keys of carrier2's sip section
 }
 
 var mediaRangeNext atomic.Int32
@@ -68,11 +70,14 @@ func startCallDaemon(t *testing.T, o callOpts, noSession bool) (*daemon, string)
 	if o.carrier2 == "" {
 		o.carrier2 = "127.0.0.1:9" // discard: never answers
 	}
+	if !strings.Contains(o.extraSIP, "ring_timeout") {
+		o.extraSIP += ", ring_timeout: 5s"
+	}
 	// Each daemon gets media ports of its own, below SIPp's range.
 	base := 20000 + 400*int(mediaRangeNext.Add(1)%24)
 	cfg := fmt.Sprintf(`data_dir: %q
 admin: {listen: "127.0.0.1:0"}
-sip: {listen: ["udp://127.0.0.1:0", "tcp://127.0.0.1:0"], ring_timeout: 5s%s}
+sip: {listen: ["udp://127.0.0.1:0", "tcp://127.0.0.1:0"]%s}
 media: {port_min: %d, port_max: %d%s}
 sessions: {sweep_interval: 100ms}
 shutdown: {drain_delay: 100ms, drain_timeout: 5s}
@@ -82,8 +87,8 @@ carriers:
   - name: carrier1
     sip: {address: %q, transport: udp}
   - name: carrier2
-    sip: {address: %q, transport: udp}
-`, t.TempDir(), o.extraSIP, base, base+399, o.extraMedia, originIP, originIP, o.carrier1, o.carrier2)
+    sip: {address: %q, transport: udp%s}
+`, t.TempDir(), o.extraSIP, base, base+399, o.extraMedia, originIP, originIP, o.carrier1, o.carrier2, o.carrier2Keys)
 	path := filepath.Join(t.TempDir(), "veil.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -496,4 +501,109 @@ func metricValue(t *testing.T, d *daemon, sample string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestCallAnswerCrossesCancel: the callee's carrier answers 200 just as
+// the caller's CANCEL reaches it; Veil ACKs that 200 and hangs it up with
+// BYE (the scenario requires both), and the caller still gets 487.
+func TestCallAnswerCrossesCancel(t *testing.T) {
+	t.Parallel()
+	uas := startCallee(t, "uas_cross.xml")
+	d, sid := startCallDaemon(t, callOpts{carrier1: uas.Addr()}, false)
+	uac := startCaller(t, d, "uac_cancel.xml")
+	waitAll(t, uac, uas)
+	if rec := onlyCall(t, d, sid); rec.EndReason != "caller_cancel" || rec.Status != 487 {
+		t.Errorf("call record = %+v, want caller_cancel 487", rec)
+	}
+}
+
+// TestCallRingTimeoutFailover: carrier 1 rings past sip.ring_timeout and
+// is cancelled; carrier 2 answers. Numbers go to carrier 2 without "+"
+// (number_format e164_noplus).
+func TestCallRingTimeoutFailover(t *testing.T) {
+	t.Parallel()
+	ringing := startCallee(t, "uas_ring.xml")
+	up := startCallee(t, "uas_bye.xml", "-d", "300")
+	d, sid := startCallDaemon(t, callOpts{carrier1: ringing.Addr(), carrier2: up.Addr(),
+		extraSIP: ", ring_timeout: 1s", carrier2Keys: ", number_format: e164_noplus"}, false)
+	d.mustCall("POST", "/v1/routes", map[string]any{"prefix": "+1555", "carriers": []string{"carrier1", "carrier2"}}, nil, http.StatusCreated)
+	uac := startCaller(t, d, "uac_wait_bye.xml")
+	waitAll(t, uac, ringing, up)
+	rec := onlyCall(t, d, sid)
+	if len(rec.Attempts) != 2 || rec.Attempts[0].Reason != "ring_timeout" || rec.Attempts[1].Status != 200 {
+		t.Errorf("attempts = %+v, want carrier1 ring_timeout then carrier2 200", rec.Attempts)
+	}
+	inv := firstInvite(t, up)
+	if !strings.HasPrefix(inv, "INVITE sip:"+digits(calleeB)+"@") || !strings.Contains(header(inv, "From"), "sip:"+digits(proxyP)+"@") {
+		t.Errorf("carrier2 (e164_noplus) got:\n%s", inv)
+	}
+}
+
+// TestCallMalformedSDP: an INVITE whose SDP Veil cannot relay is answered
+// 488, and nothing is sent to the callee's side.
+func TestCallMalformedSDP(t *testing.T) {
+	t.Parallel()
+	uas := startCallee(t, "uas_answer.xml")
+	d, sid := startCallDaemon(t, callOpts{carrier1: uas.Addr()}, false)
+	pc, err := net.ListenPacket("udp", originIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	dst, err := net.ResolveUDPAddr("udp", d.sipAddr("udp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{
+		"v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 not-an-address\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n",
+		"v=0\r\nthis is not SDP\r\n",
+		"v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio 99999 RTP/AVP 8\r\n",
+	} {
+		msg := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bKbadsdp%d\r\n"+
+			"From: <sip:%s@%s>;tag=bad%d\r\nTo: <sip:%s@%s>\r\nCall-ID: badsdp-%d\r\nCSeq: 1 INVITE\r\n"+
+			"Contact: <sip:%s@%s>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+			proxyP, d.sipAddr("udp"), pc.LocalAddr(), i, callerA, originIP, i, proxyP, d.sipAddr("udp"), i,
+			callerA, pc.LocalAddr(), len(body), body)
+		if _, err := pc.WriteTo([]byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+		final := ""
+		buf := make([]byte, 4096)
+		for final == "" {
+			_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("SDP %d: no final response: %v", i, err)
+			}
+			line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+			if !strings.HasPrefix(line, "SIP/2.0 1") {
+				final = line
+			}
+		}
+		if !strings.HasPrefix(final, "SIP/2.0 488 ") {
+			t.Errorf("SDP %d: final response %q, want 488", i, final)
+		}
+	}
+	var out struct {
+		Interactions []struct {
+			Call callRecord `json:"call"`
+		} `json:"interactions"`
+	}
+	// Records are written as each call ends, just after its 488.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		d.mustCall("GET", "/v1/sessions/"+sid+"/interactions", nil, &out, http.StatusOK)
+		if len(out.Interactions) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling the API, not synchronising
+	}
+	for _, in := range out.Interactions {
+		if in.Call.Status != 488 || in.Call.EndReason != "bad_sdp" || len(in.Call.Attempts) != 0 {
+			t.Errorf("call record = %+v, want 488 bad_sdp without attempts", in.Call)
+		}
+	}
+	if len(out.Interactions) != 3 {
+		t.Errorf("%d calls recorded, want 3", len(out.Interactions))
+	}
 }
