@@ -107,6 +107,9 @@ type B2BUA struct {
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
+	// records counts the call records being written; detach waits for
+	// them (they are never abandoned).
+	records sync.WaitGroup
 }
 
 // legRef is what the dialog table holds: a call and which of its legs a
@@ -173,6 +176,7 @@ func (b *B2BUA) attach(s *Server) error {
 func (b *B2BUA) detach() {
 	b.bgCancel()
 	b.bg.Wait()
+	b.records.Wait()
 	if b.client != nil {
 		_ = b.client.Close()
 	}

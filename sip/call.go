@@ -918,12 +918,18 @@ func (c *call) cleanup() {
 	if m := c.b.opts.Metrics; m != nil {
 		m.calls.WithLabelValues(c.rec.EndReason).Inc()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.b.opts.Router.RecordCall(ctx, &c.rec); err != nil {
-		c.log.Error("recording call", "error", err)
-	}
 	c.log.Info("call ended", "status", c.rec.Status, "reason", c.rec.EndReason, "duration_ms", c.rec.DurationMS)
+	// The record's synced write takes a disk flush; the call's slot (and
+	// its handler goroutine) is not held for it. Server.Close waits for
+	// these writes (detach).
+	rec, router, log := c.rec, c.b.opts.Router, c.log
+	c.b.records.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := router.RecordCall(ctx, &rec); err != nil {
+			log.Error("recording call", "error", err)
+		}
+	})
 }
 
 func mediaDirection(d media.DirectionStats) routing.MediaDirection {

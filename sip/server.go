@@ -52,6 +52,15 @@ func statusFor(err error) (int, string) {
 	}
 }
 
+// udpReaders is how many goroutines read (and parse) each UDP listener.
+// sipgo parses a datagram on the goroutine that read it before handing it
+// on; with one reader, a reader that the scheduler leaves waiting behind
+// thousands of call goroutines lets the socket buffer overflow at high
+// call rates. Messages are handled concurrently in any case (sipgo runs
+// each on a goroutine of its own), so more readers change no ordering
+// guarantee.
+const udpReaders = 2
+
 // allowedMethods is the Allow header value of 200 (OPTIONS) and 405
 // responses (RFC 3261 §20.5, §21.4.6).
 const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
@@ -375,18 +384,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.serving = true
 	s.mu.Unlock()
 
-	errc := make(chan error, len(s.udp)+len(s.tcp)) // one slot per listener: none blocks
+	errc := make(chan error, udpReaders*len(s.udp)+len(s.tcp)) // one slot per reader: none blocks
 	for _, c := range s.udp {
-		s.serveWG.Go(func() {
-			// sipgo returns nil both when the socket is closed and after
-			// logging any other read error, so only s.done tells them apart.
-			err := s.srv.ServeUDP(c)
-			select {
-			case <-s.done:
-			default:
-				errc <- fmt.Errorf("serving udp %s: stopped: %w", c.LocalAddr(), errors.Join(err, errListenerStopped))
-			}
-		})
+		for range udpReaders {
+			s.serveWG.Go(func() {
+				// sipgo returns nil both when the socket is closed and after
+				// logging any other read error, so only s.done tells them apart.
+				err := s.srv.ServeUDP(c)
+				select {
+				case <-s.done:
+				default:
+					errc <- fmt.Errorf("serving udp %s: stopped: %w", c.LocalAddr(), errors.Join(err, errListenerStopped))
+				}
+			})
+		}
 	}
 	for _, l := range s.tcp {
 		s.serveWG.Go(func() {

@@ -341,13 +341,15 @@ func newSIP(cfg *configs.Config, rt *routing.Service, reg prometheus.Registerer,
 
 // maxCallsForFiles is the default sip.max_calls: as many calls as the
 // open-file limit allows (Go raised the soft limit to the hard one at
-// start), at four media sockets each plus a share of SIP transactions,
-// keeping 1024 files for the store, listeners and the API. Running out of
-// files would fail the store's writes too, not just new calls.
+// start). A call holds four media sockets (RTP and RTCP on each leg; SIP
+// shares the listeners); 4.5 per call leaves a margin for TCP signalling
+// connections, and 1024 files are kept for the store, listeners and the
+// API. Running out of files would fail the store's writes too, not just
+// new calls.
 func maxCallsForFiles() int {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
 		return 100000
 	}
-	return max((int(rl.Cur)-1024)/5, 16)
+	return max((int(rl.Cur)-1024)*2/9, 16)
 }
