@@ -1589,3 +1589,20 @@ func TestNumberUpdate(t *testing.T) {
 	status, body = e.do(t, "PATCH", "/v1/numbers/"+proxy2, bootToken, `{"reserved":true}`)
 	wantError(t, status, body, 404, "number_not_found")
 }
+
+// TestPprofAdminOnly: the profiler answers admin tokens only, with the
+// API's JSON errors for everyone else.
+func TestPprofAdminOnly(t *testing.T) {
+	e := newAPI(t)
+	reviewer := e.createToken(t, RoleReviewer)
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/cmdline", "/debug/pprof/symbol"} {
+		resp, b := e.request(t, "GET", p, http.Header{}, nil)
+		wantError(t, resp.StatusCode, b, http.StatusUnauthorized, "unauthorized")
+		status, b := e.do(t, "GET", p, reviewer.Token, nil)
+		wantError(t, status, b, http.StatusForbidden, "forbidden")
+	}
+	status, b := e.do(t, "GET", "/debug/pprof/heap?debug=1", bootToken, nil)
+	if status != http.StatusOK || !strings.Contains(string(b), "heap profile") {
+		t.Fatalf("heap profile as admin: status %d, body starts %.60q", status, b)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path"
 	"reflect"
 	"strings"
@@ -110,6 +111,14 @@ func New(opts Options) (*Server, error) {
 		s.mux.Handle(pattern, s.dispatch(pattern, byPattern[pattern]))
 	}
 	s.mux.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	// Go's profiler, for an operator chasing CPU or memory; admin tokens
+	// only, since profiles and the command line show the process's
+	// internals.
+	s.mux.Handle("/debug/pprof/", s.adminRaw(http.HandlerFunc(pprof.Index)))
+	s.mux.Handle("/debug/pprof/cmdline", s.adminRaw(http.HandlerFunc(pprof.Cmdline)))
+	s.mux.Handle("/debug/pprof/profile", s.adminRaw(http.HandlerFunc(pprof.Profile)))
+	s.mux.Handle("/debug/pprof/symbol", s.adminRaw(http.HandlerFunc(pprof.Symbol)))
+	s.mux.Handle("/debug/pprof/trace", s.adminRaw(http.HandlerFunc(pprof.Trace)))
 	s.notFound = s.dispatch("/", nil)
 	s.mux.Handle("/", s.notFound)
 	return s, nil
@@ -140,12 +149,37 @@ func (s *Server) endpoints() []endpoint {
 	}
 }
 
+// adminRaw lets admin tokens through to a handler that writes its own
+// (non-JSON) response; anyone else gets the API's JSON 401 or 403.
+func (s *Server) adminRaw(h http.Handler) http.Handler {
+	deny := func(w http.ResponseWriter, err error) {
+		status, code, msg := apiErrorFor(err)
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="veil"`)
+		}
+		writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.tokens.authenticate(r)
+		if err != nil {
+			deny(w, err)
+			return
+		}
+		if p.role != RoleAdmin {
+			deny(w, errForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// net/http's mux answers unclean paths ("//", "/../") with an HTML
 	// redirect that a client would follow with its token; no API path is
-	// unclean, so such a path is simply not found.
-	if p := r.URL.Path; p != "/" && path.Clean(p) != p {
+	// unclean, so such a path is simply not found ("/debug/pprof/", the
+	// profiler's index, is the one path with a trailing slash).
+	if p := r.URL.Path; p != "/" && p != "/debug/pprof/" && path.Clean(p) != p {
 		s.notFound.ServeHTTP(w, r)
 		return
 	}

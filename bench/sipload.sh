@@ -23,6 +23,9 @@
 #   HOLD_MS   answered-call hold before BYE   [1000]
 #   SESSIONS  masking sessions (callers)      [1000]
 #   TRACE     1: SIPp -trace_msg on both sides (only for tiny runs)
+#   PROFILE   1: CPU profile of the middle third of each step, a heap
+#             profile (after a GC) and /metrics near its end (cpu.pprof, heap.pprof,
+#             metrics.txt in the step directory; go tool pprof bin/veild FILE)
 #   OUT       directory for the run's files   [a new /tmp/veil-sipload-*]
 #   NETNS     0: stay on the host's loopback  [1: private netns when root]
 #   SKIP_BUILD 1: use the binaries in bin/ as they are
@@ -39,6 +42,7 @@ DURATION="${DURATION:-30}"
 HOLD_MS="${HOLD_MS:-1000}"
 SESSIONS="${SESSIONS:-1000}"
 TRACE="${TRACE:-0}"
+PROFILE="${PROFILE:-0}"
 BUF=8388608
 PROXY="+15550100001"
 
@@ -267,10 +271,20 @@ for rate in $RATES; do
 	echo "0 0" >"$step/max.txt"
 	sample "$step/max.txt" &
 	sampler_pid=$!
+	prof_pid=""
+	if [ "$PROFILE" = 1 ]; then # CPU profile of the step's middle third, heap near its end
+		(sleep "$((DURATION / 3))" &&
+			curl -fsS -H "Authorization: Bearer $VEIL_ADMIN_TOKEN" -o "$step/cpu.pprof" "$VEIL_URL/debug/pprof/profile?seconds=$((DURATION / 3))" &&
+			sleep "$((DURATION / 4))" &&
+			curl -fsS -H "Authorization: Bearer $VEIL_ADMIN_TOKEN" -o "$step/heap.pprof" "$VEIL_URL/debug/pprof/heap?gc=1" &&
+			curl -fsS -o "$step/metrics.txt" "$VEIL_URL/metrics") &
+		prof_pid=$!
+	fi
 	wait "$uac_pid" || rc=$?
 	uac_pid=""
 	stop_pid "$sampler_pid" TERM
 	sampler_pid=""
+	[ -z "$prof_pid" ] || wait "$prof_pid" || log "WARNING: profiling the step failed"
 	read -r max_active max_fds <"$step/max.txt"
 	max_fds_limit="$(awk '/^Max open files/ { print $4 }' "/proc/$veild_pid/limits" 2>/dev/null || echo "?")"
 	w1="$(date +%s.%N)" c1="$(children_cpu)" v1="$(proc_ticks "$veild_pid")" s1="$(proc_ticks "$uas_pid")" u1="$(udp_errs)" d1="$(sock_drops "$SIP_PORT")" e1="$(sock_drops "$UAS_PORT")"

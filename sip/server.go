@@ -102,6 +102,8 @@ type InboundCall struct {
 	tx    sipmsg.ServerTransaction
 	toTag string
 	final atomic.Bool
+	// recent remembers the INVITE once a 2xx answers it.
+	recent *recentCalls
 
 	cancelOnce sync.Once
 	cancelled  chan struct{}
@@ -163,6 +165,11 @@ func (c *InboundCall) respond(status int, reason string, body []byte, contentTyp
 	}
 	if status >= 200 {
 		c.lastFinal = res
+	}
+	if status >= 200 && status < 300 && c.recent != nil {
+		if key, ok := inviteKey(c.req); ok {
+			c.recent.add(key)
+		}
 	}
 	if err := c.tx.Respond(res); err != nil {
 		return fmt.Errorf("responding %d: %w", status, err)
@@ -242,6 +249,7 @@ type Server struct {
 
 	maxCalls     int
 	overloadLogs atomic.Int64 // unix second of the last overload warning
+	recent       *recentCalls // INVITEs of answered calls that ended
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
@@ -286,6 +294,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		handler:  opts.Handler,
 		metrics:  opts.Metrics,
 		maxCalls: opts.MaxCalls,
+		recent:   newRecentCalls(64*sipmsg.T1, nil),
 		done:     make(chan struct{}),
 	}
 	if err := s.listen(opts.Listen, opts.SocketBuffer); err != nil {
@@ -565,6 +574,13 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		s.handleInDialog(req, tx) // a re-INVITE (RFC 3261 §12.2.2)
 		return
 	}
+	if key, ok := inviteKey(req); ok && s.recent.has(key) {
+		// A late copy of an answered INVITE whose transaction is gone
+		// (Timer L, shortened by TuneSipgoTimers): no new call, no
+		// answer; the call itself retransmits its 200 until the ACK.
+		s.log.Debug("sip invite: duplicate of an ended call dropped")
+		return
+	}
 	if err := s.enter(); err != nil {
 		if errors.Is(err, errOverloaded) {
 			s.overloaded(req, tx)
@@ -587,7 +603,7 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	}
 	log = log.With("carrier", carrier)
 
-	call := &InboundCall{Carrier: carrier, Source: src, req: req, tx: tx, toTag: sipmsg.GenerateTagN(16), cancelled: make(chan struct{})}
+	call := &InboundCall{Carrier: carrier, Source: src, req: req, tx: tx, toTag: sipmsg.GenerateTagN(16), cancelled: make(chan struct{}), recent: s.recent}
 	// Reading the numbers is pure and quick, so a refusal goes out as the
 	// only response; a 100 before it would be noise (RFC 3261 §8.2.6.1).
 	if err := checkMandatory(req); err != nil {
@@ -630,6 +646,17 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 			log.Debug("sip invite: respond failed", "error", err)
 		}
 	}
+}
+
+// inviteKey identifies an initial INVITE across retransmissions: its
+// Call-ID and From tag (RFC 3261 §12.1.1; the branch would not match a
+// copy the caller's carrier re-sent from scratch).
+func inviteKey(req *sipmsg.Request) (string, bool) {
+	cid, from := req.CallID(), req.From()
+	if cid == nil || from == nil {
+		return "", false
+	}
+	return cid.Value() + "\n" + from.Params.GetOr("tag", ""), true
 }
 
 // runHandler calls the CallHandler; a panic in it is logged, not fatal to

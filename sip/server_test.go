@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -738,5 +739,92 @@ func TestServerInviteMissingHeaders(t *testing.T) {
 	case <-called:
 		t.Error("the call handler saw an INVITE missing a mandatory header")
 	default:
+	}
+}
+
+// TestServerDuplicateInviteAfterAnsweredCall: once an answered INVITE's
+// transaction is gone (Timer L, shortened by TuneSipgoTimers), a late
+// copy of that INVITE must neither reach the handler nor be answered
+// (recentCalls), while a new INVITE still is.
+func TestServerDuplicateInviteAfterAnsweredCall(t *testing.T) {
+	var handled atomic.Int32
+	ts := startServer(t, aclFor(t, "127.0.0.0/8"), CallHandlerFunc(func(_ context.Context, c *InboundCall) {
+		handled.Add(1)
+		if err := c.Respond(200, "OK"); err != nil {
+			t.Errorf("Respond: %v", err)
+		}
+		c.tx.Terminate() // as Timer L would, a few seconds later
+	}))
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dst, err := net.ResolveUDPAddr("udp", ts.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inviteText := func(callID string) []byte {
+		return []byte(strings.ReplaceAll(`INVITE sip:+15550100101@`+ts.udp+` SIP/2.0
+Via: SIP/2.0/UDP `+conn.LocalAddr().String()+`;branch=z9hG4bK-`+callID+`
+From: <sip:+15550100202@carrier.example>;tag=f-`+callID+`
+To: <sip:+15550100101@`+ts.udp+`>
+Call-ID: `+callID+`
+CSeq: 1 INVITE
+Contact: <sip:c@`+conn.LocalAddr().String()+`>
+Max-Forwards: 70
+Content-Length: 0
+
+`, "\n", "\r\n"))
+	}
+	// readUntil200 reads responses until the 200 of callID; it fails on a
+	// response to any Call-ID in forbidden.
+	readUntil200 := func(callID string, forbidden ...string) {
+		t.Helper()
+		buf := make([]byte, 65535)
+		if err := conn.SetReadDeadline(time.Now().Add(testWait)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatalf("waiting for the 200 of %s: %v", callID, err)
+			}
+			m, err := sipmsg.ParseMessage(buf[:n])
+			if err != nil {
+				t.Fatalf("parse response: %v", err)
+			}
+			res, ok := m.(*sipmsg.Response)
+			if !ok {
+				continue
+			}
+			got := res.CallID().Value()
+			for _, f := range forbidden {
+				if got == f {
+					t.Fatalf("the duplicate INVITE of %s was answered %d", f, res.StatusCode)
+				}
+			}
+			if got == callID && res.StatusCode == 200 {
+				return
+			}
+		}
+	}
+	first := inviteText("dup-first")
+	if _, err := conn.WriteToUDP(first, dst); err != nil {
+		t.Fatal(err)
+	}
+	readUntil200("dup-first")
+	if n := ts.recent.len(); n != 1 { // added before the 200 was sent
+		t.Fatalf("INVITE keys remembered after the 200: %d, want 1", n)
+	}
+	if _, err := conn.WriteToUDP(first, dst); err != nil { // the late copy
+		t.Fatal(err)
+	}
+	if _, err := conn.WriteToUDP(inviteText("dup-second"), dst); err != nil {
+		t.Fatal(err)
+	}
+	readUntil200("dup-second", "dup-first")
+	if n := handled.Load(); n != 2 {
+		t.Errorf("handler ran %d times, want 2 (the first call and the new one)", n)
 	}
 }

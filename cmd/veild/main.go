@@ -306,6 +306,7 @@ func newSIP(cfg *configs.Config, rt *routing.Service, reg prometheus.Registerer,
 	// sipgo logs some things through its package-level logger: give it
 	// the same redaction and rate limit.
 	sipmsg.SetDefaultLogger(sip.SipgoLogger(logger.With("component", "sip")))
+	sip.TuneSipgoTimers()
 	metrics := sip.NewMetrics(reg)
 	acl, err := sip.NewTrunkACL(cfg.Carriers)
 	if err != nil {
