@@ -335,6 +335,12 @@ func (s *Service) ListInteractions(ctx context.Context, sessionID string) ([]Int
 				return false, fmt.Errorf("interaction %s of session %s: %w", parts[2], sessionID, err)
 			}
 			out = append(out, Interaction{ID: c.ID, SessionID: sessionID, Kind: KindCall, CreatedAt: c.StartedAt, Call: c})
+		case KindMessage:
+			m, err := s.GetMessage(ctx, parts[2])
+			if err != nil {
+				return false, fmt.Errorf("interaction %s of session %s: %w", parts[2], sessionID, err)
+			}
+			out = append(out, Interaction{ID: m.ID, SessionID: sessionID, Kind: KindMessage, CreatedAt: m.CreatedAt, Message: m})
 		default:
 			s.log.Warn("interaction row of an unknown kind; run veild check", "session", sessionID, "kind", string(v))
 		}

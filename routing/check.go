@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/veilgw/veil/store"
 )
@@ -109,35 +110,50 @@ func Check(db *store.DB) ([]string, error) {
 	return problems, nil
 }
 
-// checkCalls checks call records against the interaction index: every
-// inter/ row names an existing call of its session started at the row's
-// time, and every call of a session has its row.
+// checkCalls checks call and message records against the interaction
+// index: every inter/ row names an existing record of its kind and session
+// at the row's time, and every call or message of a session has its row.
 func checkCalls(db *store.DB, sessions map[string]bool, report func(string, ...any)) error {
-	type callInfo struct {
+	type recInfo struct {
 		session string
 		key     string // its inter/ row
 		indexed bool
 	}
-	calls := make(map[string]*callInfo)
-	err := db.Scan([]byte(store.PrefixCall), nil, func(k, v []byte) (bool, error) {
-		parts, _ := store.SplitKey(k, store.PrefixCall, 1)
-		c := new(CallRecord)
-		if err := decode(v, c, &c.V); err != nil {
-			report("%s: %v", k, err)
-			return true, nil
-		}
-		if c.ID != parts[0] {
-			report("call record at %q has id %q", k, c.ID)
-		}
-		info := &callInfo{session: c.SessionID}
-		if c.SessionID != "" {
-			info.key = string(interactionKey(c.SessionID, c.StartedAt, c.ID))
-			if !sessions[c.SessionID] {
-				report("call %s names session %s, which does not exist", c.ID, c.SessionID)
+	recs := make(map[string]*recInfo) // kind + "/" + id
+	scan := func(prefix, kind string, read func(v []byte) (id, session string, at time.Time, err error)) error {
+		return db.Scan([]byte(prefix), nil, func(k, v []byte) (bool, error) {
+			parts, _ := store.SplitKey(k, prefix, 1)
+			id, session, at, err := read(v)
+			if err != nil {
+				report("%s: %v", k, err)
+				return true, nil
 			}
-		}
-		calls[parts[0]] = info
-		return true, nil
+			if id != parts[0] {
+				report("%s record at %q has id %q", kind, k, id)
+			}
+			info := &recInfo{session: session}
+			if session != "" {
+				info.key = string(interactionKey(session, at, id))
+				if !sessions[session] {
+					report("%s %s names session %s, which does not exist", kind, id, session)
+				}
+			}
+			recs[kind+"/"+parts[0]] = info
+			return true, nil
+		})
+	}
+	err := scan(store.PrefixCall, KindCall, func(v []byte) (string, string, time.Time, error) {
+		c := new(CallRecord)
+		err := decode(v, c, &c.V)
+		return c.ID, c.SessionID, c.StartedAt, err
+	})
+	if err != nil {
+		return err
+	}
+	err = scan(store.PrefixMessage, KindMessage, func(v []byte) (string, string, time.Time, error) {
+		m := new(MessageRecord)
+		err := decode(v, m, &m.V)
+		return m.ID, m.SessionID, m.CreatedAt, err
 	})
 	if err != nil {
 		return err
@@ -148,16 +164,17 @@ func checkCalls(db *store.DB, sessions map[string]bool, report func(string, ...a
 			report("malformed interaction key %q", k)
 			return true, nil
 		}
-		if string(v) != KindCall {
+		kind := string(v)
+		if kind != KindCall && kind != KindMessage {
 			report("interaction row %q has unknown kind %q", k, v)
 			return true, nil
 		}
-		info := calls[parts[2]]
+		info := recs[kind+"/"+parts[2]]
 		switch {
 		case info == nil:
-			report("interaction row %q names call %s, which has no record", k, parts[2])
+			report("interaction row %q names %s %s, which has no record", k, kind, parts[2])
 		case info.key != string(k):
-			report("interaction row %q does not match call %s (session %q)", k, parts[2], info.session)
+			report("interaction row %q does not match %s %s (session %q)", k, kind, parts[2], info.session)
 		default:
 			info.indexed = true
 		}
@@ -166,9 +183,10 @@ func checkCalls(db *store.DB, sessions map[string]bool, report func(string, ...a
 	if err != nil {
 		return err
 	}
-	for id, info := range calls {
+	for key, info := range recs {
 		if info.session != "" && !info.indexed {
-			report("call %s of session %s has no interaction row", id, info.session)
+			kind, id, _ := strings.Cut(key, "/")
+			report("%s %s of session %s has no interaction row", kind, id, info.session)
 		}
 	}
 	return nil

@@ -29,6 +29,8 @@ var (
 	ErrUniqueNameInUse = errors.New("unique_name in use by an open session")
 	// ErrCallNotFound is a call id with no record.
 	ErrCallNotFound = errors.New("call not found")
+	// ErrMessageNotFound is a message id with no record.
+	ErrMessageNotFound = errors.New("message not found")
 	// ErrProxyNotFree is an explicitly requested proxy number that a
 	// participant already holds in another open session.
 	ErrProxyNotFree = errors.New("proxy number not free for these participants")

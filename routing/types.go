@@ -154,4 +154,6 @@ type Interaction struct {
 	CreatedAt time.Time `json:"created_at"` // a call's StartedAt
 	// Call is the record of a call (Kind KindCall).
 	Call *CallRecord `json:"call,omitempty"`
+	// Message is the record of a message (Kind KindMessage).
+	Message *MessageRecord `json:"message,omitempty"`
 }

@@ -47,3 +47,20 @@ var (
 func wrapf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
 }
+
+// Errors of the service (sending, binds).
+var (
+	// ErrBadSender: the from of an outbound message is neither a proxy
+	// number in the pool nor a configured sender id.
+	ErrBadSender = errors.New("from is not a proxy number or a configured sender id")
+	// ErrBadDestination: the to of an outbound message is not an E.164
+	// number.
+	ErrBadDestination = errors.New("to is not an E.164 number")
+	// ErrEmptyBody: an outbound message without text.
+	ErrEmptyBody = errors.New("message body is empty")
+	// ErrNoRoute: no carrier with an SMPP bind carries messages to the
+	// destination.
+	ErrNoRoute = errors.New("no SMPP carrier routes to the destination")
+	// ErrClosed: the service is shutting down and takes no new messages.
+	ErrClosed = errors.New("SMS service is shutting down")
+)

@@ -14,8 +14,13 @@ const (
 	PrefixSessionUnique = "sessuniq/"
 	PrefixRoute         = "route/"
 	PrefixToken         = "tok/"
-	PrefixCall          = "call/"  // call/<id> -> call record (JSON)
-	PrefixInteraction   = "inter/" // inter/<session>/<time>/<id> -> kind ("call")
+	PrefixCall          = "call/"    // call/<id> -> call record (JSON)
+	PrefixInteraction   = "inter/"   // inter/<session>/<time>/<id> -> kind ("call", "message")
+	PrefixMessage       = "msg/"     // msg/<id> -> message record (JSON)
+	PrefixSMSQueue      = "smsq/"    // smsq/<id> -> queued outbound message (JSON)
+	PrefixDLR           = "dlr/"     // dlr/<carrier>/<carrier message id> -> <message id>/<part>
+	PrefixDLRHeld       = "dlrheld/" // dlrheld/<carrier>/<carrier message id> -> receipt ahead of its submit_sm_resp
+	PrefixMOPart        = "mopart/"  // mopart/<carrier>/<key>/<seq> -> inbound part awaiting the rest
 )
 
 // SchemaVersion is the version of the key layout written by this build.
