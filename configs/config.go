@@ -37,6 +37,8 @@ type Config struct {
 	Sessions Sessions `yaml:"sessions"`
 	// Shutdown configures how SIGTERM drains the daemon.
 	Shutdown Shutdown `yaml:"shutdown"`
+	// SMS configures masked messages over the carriers' SMPP binds.
+	SMS SMS `yaml:"sms"`
 	// FallbackNumber is an E.164 number ("+" then 8 to 15 digits, the first
 	// not 0) that receives calls and SMS arriving on a masked number that has
 	// no live session. Empty (the default) means such traffic is rejected.
@@ -136,6 +138,52 @@ type Sessions struct {
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
+// SMS configures masked messages (the carriers' smpp sections configure
+// the binds themselves).
+type SMS struct {
+	// SenderIDs are alphanumeric senders (1 to 11 characters of [A-Za-z0-9
+	// ], not all digits) that POST /v1/messages may use as "from" besides
+	// the proxy numbers. Default: none.
+	SenderIDs []string `yaml:"sender_ids"`
+	// ReassemblyTimeout is how long the parts of a concatenated inbound
+	// message wait for the rest; then what arrived is relayed, marked
+	// incomplete. Default 60s.
+	ReassemblyTimeout time.Duration `yaml:"reassembly_timeout"`
+	// AutoReply is the text sent back (from the proxy number) to someone
+	// who texts a proxy number without an open session. Default "" (no
+	// reply).
+	AutoReply string `yaml:"auto_reply"`
+	// SubmitTimeout is how long a submit_sm may wait for its response
+	// before it is sent again. Default 30s.
+	SubmitTimeout time.Duration `yaml:"submit_timeout"`
+	// RetryMax is the longest backoff between submits of a part refused
+	// with a transient error (throttled, queue full); backoff starts at
+	// 100 ms and doubles. Default 30s.
+	RetryMax time.Duration `yaml:"retry_max"`
+}
+
+var senderIDRE = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
+
+func (m *SMS) validate(p *problems) {
+	seen := map[string]bool{}
+	for i, id := range m.SenderIDs {
+		path := fmt.Sprintf("sms.sender_ids[%d]", i)
+		switch {
+		case !senderIDRE.MatchString(id) || strings.Trim(id, "0123456789") == "":
+			p.addf(path, "%q is not an alphanumeric sender id (1 to 11 of A-Z a-z 0-9 and space, not all digits)", id)
+		case seen[id]:
+			p.addf(path, "%q is listed twice", id)
+		}
+		seen[id] = true
+	}
+	checkPositive(p, "sms.reassembly_timeout", m.ReassemblyTimeout)
+	checkPositive(p, "sms.submit_timeout", m.SubmitTimeout)
+	checkPositive(p, "sms.retry_max", m.RetryMax)
+	if len(m.AutoReply) > 1000 {
+		p.addf("sms.auto_reply", "longer than 1000 bytes")
+	}
+}
+
 // Shutdown configures SIGTERM handling: first the health check turns 503
 // while everything still works (so load balancers move traffic away), then
 // listeners close and in-flight work gets a deadline to finish.
@@ -200,6 +248,17 @@ type CarrierSMPP struct {
 	// transmitter_receiver (a bind_transmitter and a bind_receiver session).
 	// Default "transceiver".
 	BindType string `yaml:"bind_type"`
+	// TLS connects to the SMSC over TLS (certificates checked against the
+	// system roots and the address's host name). Default false.
+	TLS bool `yaml:"tls"`
+	// MessagePayload sends long messages whole in the message_payload TLV
+	// (SMPP 3.4 §5.3.2.32) instead of concatenated short messages.
+	// Default false.
+	MessagePayload bool `yaml:"message_payload"`
+	// EnquireLink is how often an idle bind is checked with enquire_link;
+	// a bind silent for three times this long is dropped and made again.
+	// Default 30s.
+	EnquireLink time.Duration `yaml:"enquire_link"`
 }
 
 // Password returns the bind password: the value of the environment variable
@@ -390,6 +449,12 @@ func (c *Config) setDefaults() {
 	setZero(&c.Sessions.SweepInterval, time.Second)
 	setZero(&c.Shutdown.DrainDelay, 2*time.Second)
 	setZero(&c.Shutdown.DrainTimeout, 30*time.Second)
+	setZero(&c.SMS.ReassemblyTimeout, 60*time.Second)
+	setZero(&c.SMS.SubmitTimeout, 30*time.Second)
+	setZero(&c.SMS.RetryMax, 30*time.Second)
+	if len(c.SMS.SenderIDs) == 0 {
+		c.SMS.SenderIDs = nil
+	}
 	if len(c.Carriers) == 0 {
 		c.Carriers = nil // "carriers: []" is the same as no carriers key
 	}
@@ -401,6 +466,7 @@ func (c *Config) setDefaults() {
 		if s := c.Carriers[i].SMPP; s != nil {
 			setZero(&s.Window, 10)
 			setZero(&s.BindType, "transceiver")
+			setZero(&s.EnquireLink, 30*time.Second)
 		}
 	}
 }
@@ -441,6 +507,7 @@ func (c *Config) Validate() error {
 	c.Sessions.validate(&p)
 	checkPositive(&p, "shutdown.drain_delay", c.Shutdown.DrainDelay)
 	checkPositive(&p, "shutdown.drain_timeout", c.Shutdown.DrainTimeout)
+	c.SMS.validate(&p)
 	if c.FallbackNumber != "" && !e164RE.MatchString(c.FallbackNumber) {
 		p.addf("fallback_number", "%q is not E.164 (\"+\" then 8 to 15 digits, the first not 0)", c.FallbackNumber)
 	}
@@ -574,6 +641,9 @@ func (cr *Carrier) validate(p *problems, path string) {
 			p.addf(path+".tps", "must not be negative (0 means unlimited), got %d", s.TPS)
 		}
 		checkEnum(p, path+".bind_type", s.BindType, "transceiver", "transmitter_receiver")
+		if s.EnquireLink < time.Second {
+			p.addf(path+".enquire_link", "must be at least 1s, got %s", s.EnquireLink)
+		}
 	}
 }
 

@@ -142,13 +142,14 @@ carriers:
 		Media:          Media{Address: "::1", PortMin: 40000, PortMax: 40001, MediaTimeout: 30 * time.Second},
 		Sessions:       Sessions{DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour, SweepInterval: 250 * time.Millisecond},
 		Shutdown:       Shutdown{DrainDelay: 2 * time.Second, DrainTimeout: 30 * time.Second},
+		SMS:            SMS{ReassemblyTimeout: time.Minute, SubmitTimeout: 30 * time.Second, RetryMax: 30 * time.Second},
 		FallbackNumber: "+442079460000",
 		Carriers: []Carrier{
 			{Name: "voice-only", SIP: &CarrierSIP{Address: "sip.example.net:5061", Transport: "tls", NumberFormat: "e164_noplus"}},
-			{Name: "sms_only", SMPP: &CarrierSMPP{Address: "smsc.example.net:2775", SystemID: "veil", Window: 1000, TPS: 30, BindType: "transmitter_receiver"}},
+			{Name: "sms_only", SMPP: &CarrierSMPP{Address: "smsc.example.net:2775", SystemID: "veil", Window: 1000, TPS: 30, BindType: "transmitter_receiver", EnquireLink: 30 * time.Second}},
 			// Nested defaults are applied per carrier.
 			{Name: "both", SIP: &CarrierSIP{Address: "192.0.2.1:5060", Transport: "udp", NumberFormat: "e164"},
-				SMPP: &CarrierSMPP{Address: "192.0.2.1:2775", SystemID: "x", Window: 10, BindType: "transceiver"}},
+				SMPP: &CarrierSMPP{Address: "192.0.2.1:2775", SystemID: "x", Window: 10, BindType: "transceiver", EnquireLink: 30 * time.Second}},
 		},
 	}
 	if !reflect.DeepEqual(c, want) {
