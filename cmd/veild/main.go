@@ -35,6 +35,7 @@ import (
 	"github.com/veilgw/veil/media"
 	"github.com/veilgw/veil/routing"
 	"github.com/veilgw/veil/sip"
+	"github.com/veilgw/veil/smpp"
 	"github.com/veilgw/veil/store"
 )
 
@@ -173,6 +174,17 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	sms, err := smpp.New(smpp.Options{
+		DB:       db,
+		Routing:  rt,
+		Carriers: cfg.Carriers,
+		SMS:      cfg.SMS,
+		Registry: reg,
+		Logger:   logger.With("component", "smpp"),
+	})
+	if err != nil {
+		return err
+	}
 	sipSrv, err := newSIP(cfg, rt, reg, logger)
 	if err != nil {
 		return err
@@ -191,10 +203,15 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 
 	workCtx, cancelWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	wg.Go(func() {
 		if err := sipSrv.Serve(workCtx); err != nil {
 			errc <- fmt.Errorf("sip server: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := sms.Run(workCtx); err != nil {
+			errc <- fmt.Errorf("sms: %w", err)
 		}
 	})
 	wg.Go(func() {

@@ -1,0 +1,404 @@
+package smpp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/linxGnu/gosmpp/data"
+	"github.com/linxGnu/gosmpp/pdu"
+	"golang.org/x/time/rate"
+
+	"github.com/veilgw/veil/configs"
+)
+
+// partJob is one short message of an outbound message, waiting for a
+// submit or in flight.
+type partJob struct {
+	m        *outMsg
+	idx      int
+	attempts int
+}
+
+// inflight is a submitted part awaiting its submit_sm_resp.
+type inflight struct {
+	job    *partJob
+	gen    int // the link generation it was sent on
+	sentAt time.Time
+}
+
+// bind is one carrier's SMPP bind: its owner goroutine (run) connects,
+// binds, submits queued parts within the window and rate, and reconnects
+// with backoff; one reader goroutine per link hands what the SMSC sends
+// to the service.
+type bind struct {
+	s        *Service
+	name     string
+	cfg      configs.CarrierSMPP
+	password string
+	log      *slog.Logger
+	limiter  *rate.Limiter // nil: unlimited
+
+	wake chan struct{} // size 1: parts queued or window freed
+
+	mu       sync.Mutex
+	fifo     []*partJob
+	inflight map[int32]*inflight
+	// pending counts answered parts whose outcome is not on disk yet;
+	// with inflight it fills the window, so at most Window parts of a bind
+	// are ever submitted without their acceptance on disk (the duplicates
+	// a crash can cause).
+	pending    int
+	gen        int
+	tx         *link // the link submits go on, while bound
+	state      string
+	since      time.Time
+	lastErr    string
+	reconnects int
+	bound      int // binds made
+	closed     bool
+}
+
+func newBind(s *Service, c configs.Carrier) *bind {
+	b := &bind{
+		s:        s,
+		name:     c.Name,
+		cfg:      *c.SMPP,
+		password: c.SMPP.Password(),
+		log:      s.log.With("carrier", c.Name),
+		wake:     make(chan struct{}, 1),
+		inflight: make(map[int32]*inflight),
+		state:    BindDown,
+		since:    s.now(),
+	}
+	if c.SMPP.TPS > 0 {
+		b.limiter = rate.NewLimiter(rate.Limit(c.SMPP.TPS), max(1, c.SMPP.TPS/10))
+	}
+	return b
+}
+
+func (b *bind) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue adds parts to the back of the queue (front: resubmits).
+func (b *bind) enqueue(front bool, jobs ...*partJob) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	if front {
+		b.fifo = append(append(make([]*partJob, 0, len(jobs)+len(b.fifo)), jobs...), b.fifo...)
+	} else {
+		b.fifo = append(b.fifo, jobs...)
+	}
+	b.mu.Unlock()
+	b.signal()
+}
+
+func (b *bind) setState(st string, err error) {
+	b.mu.Lock()
+	if b.state != st {
+		b.state, b.since = st, b.s.now()
+	}
+	if err != nil {
+		b.lastErr = err.Error()
+	}
+	b.mu.Unlock()
+	b.s.metrics.bindUp.WithLabelValues(b.name).Set(boolFloat(st == BindBound))
+}
+
+func boolFloat(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func (b *bind) status() BindStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return BindStatus{
+		Carrier: b.name, Address: b.cfg.Address, BindType: b.cfg.BindType,
+		State: b.state, Since: b.since, Window: b.cfg.Window, InFlight: len(b.inflight) + b.pending,
+		Queued: len(b.fifo), Reconnects: b.reconnects, LastError: b.lastErr,
+	}
+}
+
+// run owns the bind until ctx ends: connect, serve, back off, again.
+func (b *bind) run(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		b.setState(BindConnecting, nil)
+		links, err := b.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			b.setState(BindDown, err)
+			b.log.Warn("smpp bind failed", "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 30*time.Second)
+			continue
+		}
+		backoff = 500 * time.Millisecond
+		b.mu.Lock()
+		if b.bound > 0 {
+			b.reconnects++
+		}
+		b.bound++
+		b.mu.Unlock()
+		b.setState(BindBound, nil)
+		b.log.Info("smpp bound", "bind_type", b.cfg.BindType)
+		err = b.serve(ctx, links)
+		if ctx.Err() == nil {
+			b.setState(BindDown, err)
+			b.log.Warn("smpp bind lost", "error", err)
+		}
+	}
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.setState(BindStopped, nil)
+}
+
+// connect makes the bind's links: one transceiver, or a transmitter then
+// a receiver.
+func (b *bind) connect(ctx context.Context) ([]*link, error) {
+	var tlsConf *tls.Config
+	if b.cfg.TLS {
+		host, _, _ := net.SplitHostPort(b.cfg.Address)
+		tlsConf = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	dial := func(kind pdu.BindingType) (*link, error) {
+		return dialLink(ctx, b.cfg.Address, tlsConf, kind, b.cfg.SystemID, b.password, 10*time.Second)
+	}
+	if b.cfg.BindType != "transmitter_receiver" {
+		l, err := dial(pdu.Transceiver)
+		if err != nil {
+			return nil, err
+		}
+		return []*link{l}, nil
+	}
+	tx, err := dial(pdu.Transmitter)
+	if err != nil {
+		return nil, err
+	}
+	rx, err := dial(pdu.Receiver)
+	if err != nil {
+		tx.close()
+		return nil, err
+	}
+	return []*link{tx, rx}, nil
+}
+
+// serve runs bound links until one fails or ctx ends. links[0] carries
+// the submits.
+func (b *bind) serve(ctx context.Context, links []*link) error {
+	b.mu.Lock()
+	b.gen++
+	gen := b.gen
+	b.tx = links[0]
+	b.mu.Unlock()
+
+	dead := make(chan error, len(links))
+	var wg sync.WaitGroup
+	for _, l := range links {
+		wg.Go(func() { dead <- b.read(gen, l) })
+	}
+	defer func() {
+		for _, l := range links {
+			l.close()
+		}
+		wg.Wait()
+		b.requeueInflight()
+	}()
+
+	interval := b.cfg.EnquireLink
+	tick := time.NewTicker(min(interval, time.Second))
+	defer tick.Stop()
+	lastEnquire := time.Now()
+	for {
+		if err := b.submitReady(ctx, gen, links[0]); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			for _, l := range links {
+				_, _ = l.send(pdu.NewUnbind())
+			}
+			return ctx.Err()
+		case err := <-dead:
+			return err
+		case <-b.wake:
+		case now := <-tick.C:
+			b.expireInflight(now)
+			for _, l := range links {
+				idle := now.Sub(time.Unix(0, l.lastRead.Load()))
+				if idle > 3*interval {
+					return fmt.Errorf("no PDU from the SMSC for %s", idle.Round(time.Second))
+				}
+				if idle > interval && now.Sub(lastEnquire) > interval {
+					if _, err := l.send(pdu.NewEnquireLink()); err != nil {
+						return fmt.Errorf("enquire_link: %w", err)
+					}
+				}
+			}
+			if now.Sub(lastEnquire) > interval {
+				lastEnquire = now
+			}
+		}
+	}
+}
+
+// submitReady submits queued parts while the window has room.
+func (b *bind) submitReady(ctx context.Context, gen int, l *link) error {
+	for {
+		b.mu.Lock()
+		if len(b.fifo) == 0 || len(b.inflight)+b.pending >= b.cfg.Window {
+			b.mu.Unlock()
+			return nil
+		}
+		job := b.fifo[0]
+		b.fifo[0] = nil
+		b.fifo = b.fifo[1:]
+		b.mu.Unlock()
+		if job.m.cancelled.Load() {
+			continue
+		}
+		if b.limiter != nil {
+			if err := b.limiter.Wait(ctx); err != nil {
+				b.enqueue(true, job)
+				return nil
+			}
+		}
+		p := job.m.submitPDU(job.idx)
+		seq := l.nextSeq()
+		p.SetSequenceNumber(seq)
+		b.mu.Lock()
+		b.inflight[seq] = &inflight{job: job, gen: gen, sentAt: time.Now()}
+		b.mu.Unlock()
+		if err := l.write(p); err != nil {
+			return fmt.Errorf("writing submit_sm: %w", err)
+		}
+		b.s.metrics.submits.WithLabelValues(b.name).Inc()
+	}
+}
+
+// takeInflight removes and returns the part submitted as seq on link
+// generation gen, or nil.
+func (b *bind) takeInflight(gen int, seq int32) *partJob {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := b.inflight[seq]
+	if f == nil || f.gen != gen {
+		return nil
+	}
+	delete(b.inflight, seq)
+	b.pending++
+	return f.job
+}
+
+// requeueInflight puts every unanswered part back at the front: the link
+// is gone, so they are submitted again on the next (at-least-once).
+func (b *bind) requeueInflight() {
+	b.mu.Lock()
+	jobs := make([]*partJob, 0, len(b.inflight))
+	for seq, f := range b.inflight {
+		jobs = append(jobs, f.job)
+		delete(b.inflight, seq)
+	}
+	b.tx = nil
+	b.mu.Unlock()
+	if len(jobs) > 0 {
+		b.enqueue(true, jobs...)
+	}
+}
+
+// expireInflight resubmits parts whose response is overdue.
+func (b *bind) expireInflight(now time.Time) {
+	b.mu.Lock()
+	var late []*partJob
+	for seq, f := range b.inflight {
+		if now.Sub(f.sentAt) > b.s.opts.SMS.SubmitTimeout {
+			late = append(late, f.job)
+			delete(b.inflight, seq)
+		}
+	}
+	b.mu.Unlock()
+	if len(late) > 0 {
+		b.log.Warn("submit_sm responses overdue: submitting again", "parts", len(late))
+		b.enqueue(true, late...)
+	}
+}
+
+// read is a link's reader goroutine.
+func (b *bind) read(gen int, l *link) error {
+	for {
+		h, p, err := l.read()
+		if err != nil {
+			if errors.Is(err, errFraming) {
+				_ = l.genericNack(h.SequenceNumber, data.ESME_RINVCMDLEN)
+			}
+			return err
+		}
+		if p == nil {
+			// Undecodable: SMPP 3.4 §4.3 generic_nack, and go on.
+			b.s.metrics.nacks.WithLabelValues(b.name).Inc()
+			st := data.ESME_RINVCMDID
+			if _, err := pdu.CreatePDUFromCmdID(h.CommandID); err == nil {
+				st = data.ESME_RSYSERR
+			}
+			if err := l.genericNack(h.SequenceNumber, st); err != nil {
+				return err
+			}
+			continue
+		}
+		switch p := p.(type) {
+		case *pdu.SubmitSMResp:
+			if job := b.takeInflight(gen, p.SequenceNumber); job != nil {
+				b.s.submitted(b, job, p.CommandStatus, p.MessageID)
+			}
+		case *pdu.GenericNack:
+			if job := b.takeInflight(gen, p.SequenceNumber); job != nil {
+				b.s.submitted(b, job, data.ESME_RSYSERR, "")
+			}
+		case *pdu.DeliverSM:
+			b.s.delivered(b, l, p)
+		case *pdu.EnquireLink:
+			if err := l.write(p.GetResponse()); err != nil {
+				return err
+			}
+		case *pdu.Unbind:
+			_ = l.write(p.GetResponse())
+			return errors.New("the SMSC unbound")
+		case *pdu.EnquireLinkResp, *pdu.UnbindResp:
+		default:
+			if p.CanResponse() {
+				if err := l.genericNack(p.GetSequenceNumber(), data.ESME_RINVCMDID); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// windowFreed is called once a response's outcome is on disk.
+func (b *bind) windowFreed() {
+	b.mu.Lock()
+	b.pending--
+	b.mu.Unlock()
+	b.signal()
+}
