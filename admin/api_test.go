@@ -53,6 +53,9 @@ var endpointTests = map[string]string{
 	"POST /v1/sessions/{id}/close":       "TestSessionClose",
 	"GET /v1/sessions/{id}/interactions": "TestSessionInteractions",
 	"GET /v1/calls/{id}":                 "TestGetCall",
+	"POST /v1/messages":                  "TestSendMessage",
+	"GET /v1/messages/{id}":              "TestGetMessage",
+	"GET /v1/carriers":                   "TestListCarriers",
 }
 
 func TestEveryEndpointHasATest(t *testing.T) {
@@ -138,7 +141,7 @@ func TestReviewerRole(t *testing.T) {
 				// Allowed: the handler runs, so an unknown id is a 404
 				// of the resource, never 401 or 403.
 				if status == http.StatusUnauthorized || status == http.StatusForbidden ||
-					(status != http.StatusOK && !strings.HasPrefix(ep.pattern, "/v1/calls/")) {
+					(status != http.StatusOK && !strings.HasPrefix(ep.pattern, "/v1/calls/") && !strings.HasPrefix(ep.pattern, "/v1/messages/")) {
 					t.Fatalf("reviewer: status %d, want the handler's answer; body %s", status, b)
 				}
 				return
@@ -429,6 +432,7 @@ var jsonEndpoints = []struct {
 	{"/v1/numbers", `{"number":15550100001}`},
 	{"/v1/routes", `{"prefix":"+1","carriers":"carrier1"}`},
 	{"/v1/sessions", `{"participants":"+15550200001"}`},
+	{"/v1/messages", `{"from":"+15550100001","to":"+15550200002","body":["x"]}`},
 }
 
 func TestMalformedBodies(t *testing.T) {
@@ -482,6 +486,7 @@ func TestBodyTooLarge(t *testing.T) {
 		{"/v1/numbers", `{"number":"` + proxy1 + `","carrier":"carrier1","fallback_number":"` + pad + `"}`},
 		{"/v1/routes", `{"prefix":"+1","carriers":["` + pad + `"]}`},
 		{"/v1/sessions", `{"participants":[],"unique_name":"` + pad + `"}`},
+		{"/v1/messages", `{"from":"+15550100001","to":"+15550200002","body":"` + pad + `"}`},
 	} {
 		t.Run(c.path, func(t *testing.T) {
 			status, b := e.do(t, "POST", c.path, bootToken, c.body)

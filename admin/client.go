@@ -183,3 +183,21 @@ func (c *Client) CloseSession(ctx context.Context, id string) (Session, error) {
 	var s Session
 	return s, c.Do(ctx, "POST", "/v1/sessions/"+url.PathEscape(id)+"/close", nil, &s)
 }
+
+// SendMessage queues an SMS (POST /v1/messages).
+func (c *Client) SendMessage(ctx context.Context, req SendMessageRequest) (MessageAccepted, error) {
+	var m MessageAccepted
+	return m, c.Do(ctx, "POST", "/v1/messages", req, &m)
+}
+
+// GetMessage reads a message's record.
+func (c *Client) GetMessage(ctx context.Context, id string) (Message, error) {
+	var m Message
+	return m, c.Do(ctx, "GET", "/v1/messages/"+url.PathEscape(id), nil, &m)
+}
+
+// ListCarriers lists the carriers' SMPP binds and their state.
+func (c *Client) ListCarriers(ctx context.Context) ([]CarrierBind, error) {
+	var l CarrierList
+	return l.Carriers, c.Do(ctx, "GET", "/v1/carriers", nil, &l)
+}

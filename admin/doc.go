@@ -2,8 +2,9 @@
 // compliance reviewers, plus /healthz and /metrics for operators.
 //
 // Every /v1 route needs "Authorization: Bearer <token>". Tokens have a
-// role: admin (everything) or reviewer (read call records, GET
-// /v1/calls/{id}; recordings and audit arrive with later issues). The bootstrap admin token comes from the
+// role: admin (everything) or reviewer (read call and message records,
+// GET /v1/calls/{id} and GET /v1/messages/{id}; recordings and audit
+// arrive with later issues). The bootstrap admin token comes from the
 // environment and is never stored; tokens created through the API are
 // shown once and stored as SHA-256 hashes under the store's tok/ prefix.
 //
@@ -13,7 +14,11 @@
 // reaches a caller (internal errors are logged with a request id and
 // answered with a generic message).
 //
-// admin may use routing (and later recorder, smpp, events) and store for
+// SMS goes through the SMS interface (smpp.Service in veild, a fake in
+// tests): POST /v1/messages and GET /v1/carriers answer 503
+// sms_unavailable without one; message records are read from routing.
+//
+// admin may use routing, smpp (and later recorder, events) and store for
 // its own keyspaces (tok/, later audit/). Nothing imports admin but cmd and
 // its client types, which cmd/veilctl uses.
 //

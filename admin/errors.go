@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/veilgw/veil/routing"
+	"github.com/veilgw/veil/smpp"
 )
 
 // Errors of the API layer itself.
@@ -15,6 +16,8 @@ var (
 	errNotFound     = errors.New("no such resource")
 	errUnsupported  = errors.New("Content-Type must be application/json")
 	errTooLarge     = errors.New("request body too large")
+	// errSMSUnavailable: the server was built without an SMS service.
+	errSMSUnavailable = errors.New("SMS is not available on this server")
 )
 
 // apiError is an error with its status and code already chosen, for
@@ -59,6 +62,15 @@ func apiErrorFor(err error) (status int, code, message string) {
 		{routing.ErrPoolExhausted, http.StatusConflict, "pool_exhausted"},
 		{routing.ErrUniqueNameInUse, http.StatusConflict, "unique_name_in_use"},
 		{routing.ErrProxyNotFree, http.StatusConflict, "proxy_not_free"},
+		{routing.ErrMessageNotFound, http.StatusNotFound, "message_not_found"},
+		{errSMSUnavailable, http.StatusServiceUnavailable, "sms_unavailable"},
+		{smpp.ErrClosed, http.StatusServiceUnavailable, "sms_unavailable"},
+		{smpp.ErrNoRoute, http.StatusServiceUnavailable, "no_sms_route"},
+		{smpp.ErrBadDestination, http.StatusBadRequest, "invalid_request"},
+		{smpp.ErrEmptyBody, http.StatusBadRequest, "invalid_request"},
+		{smpp.ErrBadText, http.StatusBadRequest, "invalid_request"},
+		{smpp.ErrBadSender, http.StatusBadRequest, "unknown_sender"},
+		{smpp.ErrTooLong, http.StatusBadRequest, "body_too_long"},
 	}
 	for _, e := range table {
 		if errors.Is(err, e.err) {

@@ -288,6 +288,10 @@ func (s *Server) listInteractions(r *http.Request, _ principal) (int, any, error
 			c := callOut(it.Call)
 			out.Interactions[i].Call = &c
 		}
+		if it.Message != nil {
+			m := messageOut(it.Message)
+			out.Interactions[i].Message = &m
+		}
 	}
 	return http.StatusOK, out, nil
 }

@@ -42,7 +42,7 @@ func openapiNewServer(t *testing.T) *Server {
 	}
 	// A small body limit keeps the 413 case from outrunning the server's
 	// discard of unread bodies (which would reset the connection).
-	s, err := New(Options{Routing: rt, DB: db, BootstrapToken: openapiBootstrap, MaxBodyBytes: openapiBodyLimit, Logger: quiet})
+	s, err := New(Options{Routing: rt, DB: db, BootstrapToken: openapiBootstrap, MaxBodyBytes: openapiBodyLimit, Logger: quiet, SMS: newFakeSMS(t, rt, db)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,6 +556,40 @@ func TestOpenAPIStatusesAndBodies(t *testing.T) {
 	if list, _ := r.json["interactions"].([]any); len(list) != 1 {
 		t.Errorf("interactions of sess1: %s, want the one call", r.body)
 	}
+
+	// Messages: one sent through the API, one relayed in sess1 with
+	// every field.
+	r = c.do("POST", "/v1/messages", "/v1/messages", admin, "", `{"from":"`+num1+`","to":"`+b+`","body":"Your host is on the way."}`, 202)
+	msgID, _ := r.json["id"].(string)
+	if msgID == "" || r.json["status"] != "queued" || r.json["parts"] != 1.0 {
+		t.Errorf("POST /v1/messages: %s, want an id, status queued and 1 part", r.body)
+	}
+	c.do("POST", "/v1/messages", "/v1/messages", admin, "", `{"from":"+15555550100","to":"`+b+`","body":"x"}`, 400)
+	c.do("POST", "/v1/messages", "/v1/messages", admin, "", `{"from":"`+num1+`","to":"07700900002","body":"x"}`, 400)
+	c.do("POST", "/v1/messages", "/v1/messages", admin, "", `{"from":"`+num1+`","to":"`+b+`","body":""}`, 400)
+	c.do("POST", "/v1/messages", "/v1/messages", admin, "", `{"from":"`+num1+`","to":"`+b+`","body":"`+strings.Repeat("x", MaxMessageChars+1)+`"}`, 400)
+	c.do("POST", "/v1/messages", "/v1/messages", admin, "", `{"from":"`+num1+`","to":"+12125550100","body":"x"}`, 503)
+	c.do("POST", "/v1/messages", "/v1/messages", admin, "", `{"from":"`+num1+`","to":"`+b+`","text":"x"}`, 400)
+	c.do("POST", "/v1/messages", "/v1/messages", admin, "text/plain", `{}`, 415)
+	c.do("POST", "/v1/messages", "/v1/messages", admin, "", `{"body":"`+strings.Repeat("x", 2*openapiBodyLimit)+`"}`, 413)
+	c.do("POST", "/v1/messages", "/v1/messages", reviewer, "", `{}`, 403)
+	c.do("POST", "/v1/messages", "/v1/messages", "", "", `{}`, 401)
+	c.do("GET", "/v1/messages/{id}", "/v1/messages/"+msgID, admin, "", "", 200)
+	c.do("GET", "/v1/messages/{id}", "/v1/messages/"+msgID, reviewer, "", "", 200)
+	c.do("GET", "/v1/messages/{id}", "/v1/messages/SMnope", admin, "", "", 404)
+	c.do("GET", "/v1/messages/{id}", "/v1/messages/"+msgID, "", "", "", 401)
+	if err := putMessage(s.routing, s.opts.DB, fullMessage("SMfull", sess1, started)); err != nil {
+		t.Fatal(err)
+	}
+	c.do("GET", "/v1/messages/{id}", "/v1/messages/SMfull", admin, "", "", 200)
+	r = c.do("GET", "/v1/sessions/{id}/interactions", "/v1/sessions/"+sess1+"/interactions", admin, "", "", 200)
+	if list, _ := r.json["interactions"].([]any); len(list) != 2 {
+		t.Errorf("interactions of sess1: %s, want the call and the message", r.body)
+	}
+	c.do("GET", "/v1/carriers", "/v1/carriers", admin, "", "", 200)
+	c.do("GET", "/v1/carriers", "/v1/carriers?state=bound", admin, "", "", 400)
+	c.do("GET", "/v1/carriers", "/v1/carriers", reviewer, "", "", 403)
+	c.do("GET", "/v1/carriers", "/v1/carriers", "", "", "", 401)
 	c.do("GET", "/v1/sessions", "/v1/sessions?state=open&participant=%2B"+a[1:]+"&limit=10", admin, "", "", 200)
 	c.do("GET", "/v1/sessions", "/v1/sessions?unique_name=booking-1&proxy_number=%2B"+num1[1:], admin, "", "", 200)
 	r = c.do("GET", "/v1/sessions", "/v1/sessions?limit=1", admin, "", "", 200)
@@ -662,6 +696,7 @@ func TestOpenAPIRequestSchemas(t *testing.T) {
 		"RouteRequest":         reflect.TypeFor[RouteRequest](),
 		"CreateSessionRequest": reflect.TypeFor[CreateSessionRequest](),
 		"Participant":          reflect.TypeFor[Participant](), // inside CreateSessionRequest
+		"SendMessageRequest":   reflect.TypeFor[SendMessageRequest](),
 	}
 	for name, typ := range requests {
 		s := openapiSchema(t, doc, name)
@@ -691,6 +726,7 @@ func TestOpenAPIRequestSchemas(t *testing.T) {
 		"PATCH /v1/numbers/{number}": "UpdateNumberRequest",
 		"POST /v1/routes":            "RouteRequest",
 		"POST /v1/sessions":          "CreateSessionRequest",
+		"POST /v1/messages":          "SendMessageRequest",
 	}
 	for key, op := range ops {
 		rb, has := op["requestBody"].(map[string]any)
@@ -732,6 +768,11 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 		"CallMedia":       reflect.TypeFor[CallMedia](),
 		"MediaDirection":  reflect.TypeFor[MediaDirection](),
 		"Health":          reflect.TypeFor[Health](),
+		"MessageAccepted": reflect.TypeFor[MessageAccepted](),
+		"Message":         reflect.TypeFor[Message](),
+		"MessagePart":     reflect.TypeFor[MessagePart](),
+		"CarrierBind":     reflect.TypeFor[CarrierBind](),
+		"CarrierList":     reflect.TypeFor[CarrierList](),
 	}
 	for name, typ := range responses {
 		s := openapiSchema(t, doc, name)

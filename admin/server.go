@@ -40,6 +40,10 @@ type Options struct {
 	// Registry receives Veil's metrics and serves /metrics; nil means a
 	// new registry with the Go and process collectors.
 	Registry *prometheus.Registry
+	// SMS sends messages and reports the SMPP binds; nil means
+	// POST /v1/messages and GET /v1/carriers answer 503 sms_unavailable
+	// (GET /v1/messages/{id} reads the store and still works).
+	SMS SMS
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil means slog.Default().
@@ -52,6 +56,7 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	routing  *routing.Service
+	sms      SMS
 	tokens   *tokens
 	mux      *http.ServeMux
 	notFound http.Handler
@@ -86,7 +91,7 @@ func New(opts Options) (*Server, error) {
 		opts.Registry = prometheus.NewRegistry()
 		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, routing: opts.Routing, mux: http.NewServeMux()}
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, routing: opts.Routing, sms: opts.SMS, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -146,6 +151,9 @@ func (s *Server) endpoints() []endpoint {
 		{"POST", "/v1/sessions/{id}/close", adminOnly, s.closeSession},
 		{"GET", "/v1/sessions/{id}/interactions", adminOnly, s.listInteractions},
 		{"GET", "/v1/calls/{id}", []Role{RoleAdmin, RoleReviewer}, s.getCall},
+		{"POST", "/v1/messages", adminOnly, s.sendMessage},
+		{"GET", "/v1/messages/{id}", []Role{RoleAdmin, RoleReviewer}, s.getMessage},
+		{"GET", "/v1/carriers", adminOnly, s.listCarriers},
 	}
 }
 

@@ -145,6 +145,8 @@ type Interaction struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Call is the call's record when Kind is "call".
 	Call *CallRecord `json:"call,omitempty"`
+	// Message is the message's record when Kind is "message".
+	Message *Message `json:"message,omitempty"`
 }
 
 // CallRecord is the record of one call (GET /v1/calls/{id}). From and To
@@ -196,4 +198,87 @@ type InteractionList struct {
 // Health is the body of GET /healthz.
 type Health struct {
 	Status string `json:"status"`
+}
+
+// SendMessageRequest is the body of POST /v1/messages.
+type SendMessageRequest struct {
+	// From is a proxy number of the pool (E.164) or a configured sender id.
+	From string `json:"from"`
+	// To is the destination, E.164.
+	To string `json:"to"`
+	// Body is the text, at most MaxMessageChars characters.
+	Body string `json:"body"`
+}
+
+// MessageAccepted is the answer of POST /v1/messages: the message is
+// stored and queued; GET /v1/messages/{id} follows it.
+type MessageAccepted struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	// Parts is the number of short messages the text takes.
+	Parts int `json:"parts"`
+}
+
+// Message is the record of one SMS (GET /v1/messages/{id}). From and To
+// are masked numbers (or a sender id).
+type Message struct {
+	ID        string `json:"id"`
+	SessionID string `json:"session_id,omitempty"`
+	// Direction is "in" (to a proxy number) or "out" (sent by Veil).
+	Direction string `json:"direction"`
+	// Origin of an outbound message: relay, api or auto_reply.
+	Origin string `json:"origin,omitempty"`
+	// Related is the other half of a relay.
+	Related    string        `json:"related,omitempty"`
+	Proxy      string        `json:"proxy,omitempty"`
+	From       string        `json:"from"`
+	To         string        `json:"to"`
+	Carrier    string        `json:"carrier,omitempty"`
+	Body       string        `json:"body"`
+	Encoding   string        `json:"encoding,omitempty"`
+	Parts      []MessagePart `json:"parts"`
+	Incomplete bool          `json:"incomplete,omitempty"`
+	// Status: queued, sent, delivered, failed, expired, unknown (outbound);
+	// received, rejected (inbound).
+	Status    string     `json:"status"`
+	Reason    string     `json:"reason,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	SentAt    *time.Time `json:"sent_at,omitempty"`
+	DoneAt    *time.Time `json:"done_at,omitempty"`
+}
+
+// MessagePart is one short message of a Message.
+type MessagePart struct {
+	Seq int `json:"seq"`
+	// CarrierID is the id the carrier gave the part (submit_sm_resp).
+	CarrierID   string     `json:"carrier_id,omitempty"`
+	Status      string     `json:"status"`
+	Error       string     `json:"error,omitempty"`
+	SubmittedAt *time.Time `json:"submitted_at,omitempty"`
+	DoneAt      *time.Time `json:"done_at,omitempty"`
+}
+
+// CarrierBind is the state of one carrier's SMPP bind.
+type CarrierBind struct {
+	Carrier string `json:"carrier"`
+	// Address is the SMSC's host:port.
+	Address string `json:"address"`
+	// BindType is transceiver or transmitter_receiver.
+	BindType string `json:"bind_type"`
+	// State is down, connecting, bound or stopped.
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	// Window is the most submits awaiting a response; InFlight how many
+	// are (or whose outcome is not yet on disk).
+	Window   int `json:"window"`
+	InFlight int `json:"in_flight"`
+	// Queued is the number of parts waiting for a submit.
+	Queued     int    `json:"queued"`
+	Reconnects int    `json:"reconnects"`
+	LastError  string `json:"last_error,omitempty"`
+}
+
+// CarrierList is the body of GET /v1/carriers.
+type CarrierList struct {
+	Carriers []CarrierBind `json:"carriers"`
 }

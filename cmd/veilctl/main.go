@@ -9,6 +9,8 @@
 //	veilctl sessions list [-state open] [-participant +E164] [-unique-name N] [-limit 100] [-cursor C]
 //	veilctl sessions get -id ID | close -id ID | interactions -id ID
 //	veilctl calls get ID (or -id ID)
+//	veilctl messages send -from +E164|SENDER -to +E164 -body TEXT | get ID (or -id ID)
+//	veilctl carriers list
 //
 // It reads the API address from VEIL_URL (default http://127.0.0.1:8080)
 // and the bearer token from VEIL_TOKEN. Output is the API's JSON.
@@ -44,6 +46,8 @@ const usage = `usage: veilctl <resource> <action> [flags]
            list [-state open|closed] [-participant +E164] [-proxy +E164] [-unique-name N] [-limit N] [-cursor C]
            get -id ID | close -id ID | interactions -id ID
   calls    get ID (or -id ID)
+  messages send -from +E164|SENDER -to +E164 -body TEXT | get ID (or -id ID)
+  carriers list
 environment: VEIL_URL (default http://127.0.0.1:8080), VEIL_TOKEN (bearer token)
 `
 
@@ -232,8 +236,9 @@ func dispatch(ctx context.Context, c *admin.Client, resource, action string, arg
 			return admin.InteractionList{Interactions: l}, err
 		}
 		return c.CloseSession(ctx, *id)
-	case "calls get":
-		id := str("id", "call id")
+	case "calls get", "messages get":
+		kind := strings.TrimSuffix(resource, "s")
+		id := str("id", kind+" id")
 		if err := fs.Parse(args); err != nil {
 			return nil, usageError{err.Error()}
 		}
@@ -245,9 +250,24 @@ func dispatch(ctx context.Context, c *admin.Client, resource, action string, arg
 			return nil, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(fs.NArg()-1))}
 		}
 		if *id == "" {
-			return nil, usageError{"give the call id"}
+			return nil, usageError{"give the " + kind + " id"}
+		}
+		if resource == "messages" {
+			return c.GetMessage(ctx, *id)
 		}
 		return c.GetCall(ctx, *id)
+	case "messages send":
+		from, to, body := str("from", "proxy number (E.164) or sender id"), str("to", "E.164"), str("body", "the text")
+		if err := parse("from", "to", "body"); err != nil {
+			return nil, err
+		}
+		return c.SendMessage(ctx, admin.SendMessageRequest{From: *from, To: *to, Body: *body})
+	case "carriers list":
+		if err := parse(); err != nil {
+			return nil, err
+		}
+		l, err := c.ListCarriers(ctx)
+		return admin.CarrierList{Carriers: l}, err
 	}
 	return nil, usageError{fmt.Sprintf("unknown command %q", resource+" "+action)}
 }

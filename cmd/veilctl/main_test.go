@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/veilgw/veil/admin"
 	"github.com/veilgw/veil/routing"
+	"github.com/veilgw/veil/smpp"
 	"github.com/veilgw/veil/store/storetest"
 )
 
@@ -168,5 +170,71 @@ func TestVeilctlCalls(t *testing.T) {
 		if strings.Contains(out, "+15550100101") {
 			t.Errorf("veilctl %s shows a full participant number: %s", strings.Join(s.args, " "), out)
 		}
+	}
+}
+
+// TestVeilctlMessages: messages send|get and carriers list against an API
+// whose SMS service is a fake that stores what it is given.
+func TestVeilctlMessages(t *testing.T) {
+	db := storetest.Open(t)
+	rt, err := routing.New(db, routing.Options{Carriers: []string{"carrier1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []smpp.SendRequest
+	fake := admin.SMSFuncs{
+		SendFunc: func(ctx context.Context, req smpp.SendRequest) (*routing.MessageRecord, error) {
+			if req.From != "+15550100001" {
+				return nil, smpp.ErrBadSender
+			}
+			sent = append(sent, req)
+			rec := &routing.MessageRecord{
+				ID: "SM1", Direction: routing.DirectionOut, Origin: "api", Proxy: req.From, From: req.From, To: req.To,
+				Carrier: "carrier1", Body: req.Body, Encoding: "gsm7", Status: routing.MsgQueued, CreatedAt: time.Now(),
+				Parts: []routing.MessagePart{{Seq: 1, Status: routing.MsgQueued}},
+			}
+			b := db.NewBatch()
+			if err := rt.PutMessage(b, rec); err != nil {
+				return nil, err
+			}
+			return rec, b.Commit()
+		},
+		BindsFunc: func() []smpp.BindStatus {
+			return []smpp.BindStatus{{Carrier: "carrier1", Address: "127.0.0.1:2775", BindType: "transceiver", State: smpp.BindBound, Window: 10}}
+		},
+	}
+	srv, err := admin.New(admin.Options{Routing: rt, DB: db, BootstrapToken: "tok", SMS: fake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	steps := []struct {
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		{[]string{"messages", "send", "-from", "+15550100001", "-to", "+15550100102", "-body", "hello there"}, 0, `"id": "SM1"`},
+		{[]string{"messages", "send", "-from", "+15550100009", "-to", "+15550100102", "-body", "x"}, 1, "400 unknown_sender"},
+		{[]string{"messages", "send", "-from", "+15550100001", "-to", "+15550100102"}, 2, "-body is required"},
+		{[]string{"messages", "get", "SM1"}, 0, `"body": "hello there"`},
+		{[]string{"messages", "get", "-id", "SM1"}, 0, `"to": "+1***102"`},
+		{[]string{"messages", "get", "SM404"}, 1, "404 message_not_found"},
+		{[]string{"messages", "get"}, 2, "give the message id"},
+		{[]string{"carriers", "list"}, 0, `"state": "bound"`},
+		{[]string{"carriers", "list", "x"}, 2, `unexpected argument "x"`},
+	}
+	for _, s := range steps {
+		code, out, errOut := ctl(t, ts.URL, "tok", s.args...)
+		got := out
+		if s.wantCode != 0 {
+			got = errOut
+		}
+		if code != s.wantCode || !strings.Contains(got, s.wantOut) {
+			t.Fatalf("veilctl %s = %d\nstdout: %s\nstderr: %s\nwant code %d and %q", strings.Join(s.args, " "), code, out, errOut, s.wantCode, s.wantOut)
+		}
+	}
+	if len(sent) != 1 || sent[0] != (smpp.SendRequest{From: "+15550100001", To: "+15550100102", Body: "hello there"}) {
+		t.Errorf("the SMS service was asked %+v", sent)
 	}
 }

@@ -163,17 +163,6 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api, err := admin.New(admin.Options{
-		Routing:        rt,
-		DB:             db,
-		BootstrapToken: token,
-		MaxBodyBytes:   cfg.Admin.MaxBodyBytes,
-		Registry:       reg,
-		Logger:         logger.With("component", "admin"),
-	})
-	if err != nil {
-		return err
-	}
 	sms, err := smpp.New(smpp.Options{
 		DB:       db,
 		Routing:  rt,
@@ -181,6 +170,18 @@ func serve(ctx context.Context, cfg *configs.Config, logger *slog.Logger) error 
 		SMS:      cfg.SMS,
 		Registry: reg,
 		Logger:   logger.With("component", "smpp"),
+	})
+	if err != nil {
+		return err
+	}
+	api, err := admin.New(admin.Options{
+		Routing:        rt,
+		DB:             db,
+		BootstrapToken: token,
+		MaxBodyBytes:   cfg.Admin.MaxBodyBytes,
+		Registry:       reg,
+		SMS:            sms,
+		Logger:         logger.With("component", "admin"),
 	})
 	if err != nil {
 		return err
