@@ -2,29 +2,56 @@
 # make demo: start veild on a fresh embedded store, put a proxy number in
 # the pool, open a masking session between a guest and a host through the
 # admin API, place one masked call with audio between two SIPp carriers,
-# show what the host's side saw and how Veil recorded the call, and stop the
-# daemon with SIGTERM.
+# show what the host's side saw and how Veil recorded the call, relay one
+# masked SMS through the SMSC simulator (the carriers' SMPP side) and show
+# its delivery receipt, send one through the API, and stop the daemon with
+# SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v sipp >/dev/null || ./scripts/deps.sh sipp
+if ! command -v node >/dev/null || [ ! -f e2e/smsc/node_modules/smpp/package.json ]; then
+	./scripts/deps.sh smsc
+fi
 
 work="$(mktemp -d -t veil-demo-XXXXXX)"
 pid=""
 callee=""
+smsc=""
 cleanup() {
 	if [ -n "$callee" ] && kill -0 "$callee" 2>/dev/null; then kill "$callee"; wait "$callee" || true; fi
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
+	if [ -n "$smsc" ] && kill -0 "$smsc" 2>/dev/null; then kill -TERM "$smsc"; wait "$smsc" || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
-# The shipped loopback config, with the store in a scratch directory and
-# the admin API on a free port.
+# The SMSC simulator plays both carriers' SMPP side (e2e/smsc/README.md):
+# it binds veild, records what veild submits, answers with receipts and
+# injects messages from handsets through its control API.
+node e2e/smsc/smsc.js --smpp-port 0 --control-port 0 --host 127.0.0.1 > "$work/smsc.out" 2> "$work/smsc.log" &
+smsc=$!
+smpp_port="" ctl_port=""
+for _ in $(seq 100); do
+	smpp_port="$(sed -nE 's/^\{"smpp":([0-9]+),"control":([0-9]+)\}$/\1/p' "$work/smsc.out")"
+	ctl_port="$(sed -nE 's/^\{"smpp":([0-9]+),"control":([0-9]+)\}$/\2/p' "$work/smsc.out")"
+	[ -n "$smpp_port" ] && break
+	kill -0 "$smsc" 2>/dev/null || { cat "$work/smsc.log"; echo "demo: the SMSC simulator exited" >&2; exit 1; }
+	sleep 0.1
+done
+[ -n "$smpp_port" ] || { cat "$work/smsc.log"; echo "demo: the SMSC simulator is not ready" >&2; exit 1; }
+smsc_url="http://127.0.0.1:$ctl_port"
+
+# The shipped loopback config, with the store in a scratch directory, the
+# admin API on a free port and both carriers' SMPP binds on the simulator.
 sed -e "s|^data_dir:.*|data_dir: $work/data|" \
-    -e 's|^admin:.*|admin: {listen: "127.0.0.1:0"}|' configs/veil.yaml > "$work/veil.yaml"
+    -e 's|^admin:.*|admin: {listen: "127.0.0.1:0"}|' \
+    -e "s|smpp: {address: \"127.0.0.1:277[56]\"|smpp: {address: \"127.0.0.1:$smpp_port\"|" \
+    configs/veil.yaml > "$work/veil.yaml"
+grep -q "127.0.0.1:$smpp_port" "$work/veil.yaml" || { echo "demo: configs/veil.yaml has no smpp address to point at the simulator" >&2; exit 1; }
 
 export VEIL_ADMIN_TOKEN="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export VEIL_SMPP_PASSWORD=secret # the simulator's default password
 ./bin/veild -config "$work/veil.yaml" 2> "$work/veild.log" &
 pid=$!
 
@@ -93,6 +120,71 @@ cat "$work/calls.json"
 packets="$(grep -o '"packets": [0-9]*' "$work/calls.json" | grep -o '[0-9]*' | tr '\n' ' ')"
 duration="$(grep -o '"duration_ms": [0-9]*' "$work/calls.json" | grep -o '[0-9]*')"
 echo "Answered call of ${duration} ms; RTP packets relayed guest->host, host->guest: ${packets}(SIPp played 236)."
+
+# json EXPR: evaluate EXPR on the JSON document on stdin (as j) with node,
+# which the simulator needs anyway; prints strings raw, anything else as
+# indented JSON.
+json() {
+	node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const v=('"$1"');
+		console.log(typeof v==="string"?v:JSON.stringify(v,null,2))})'
+}
+# smsc_api URL [JSON]: GET URL, or POST JSON to it, on the simulator's
+# control API (with node: curl may not be installed).
+smsc_api() {
+	node --no-warnings -e 'const [u, b] = process.argv.slice(1);
+		fetch(u, b ? {method: "POST", headers: {"Content-Type": "application/json"}, body: b} : {})
+			.then(async r => { const t = await r.text(); if (!r.ok) { console.error(r.status + " " + t); process.exit(1) } process.stdout.write(t) })
+			.catch(e => { console.error(e.message); process.exit(1) })' "$@"
+}
+
+step "SMS: veild's SMPP binds, both on the SMSC simulator (127.0.0.1:$smpp_port) (GET /v1/carriers)"
+for _ in $(seq 100); do
+	./bin/veilctl carriers list > "$work/carriers.json"
+	[ "$(grep -c '"state": "bound"' "$work/carriers.json")" = 2 ] && break
+	sleep 0.1
+done
+cat "$work/carriers.json"
+
+text="Hi! Is the flat still free on Friday? I land at 9."
+step "the guest +15550100101 texts $proxy: the simulator delivers it to veild (deliver_sm, through its control API)"
+smsc_api "$smsc_url/mo" "{\"from\":\"+15550100101\",\"to\":\"$proxy\",\"text\":\"$text\"}" | json 'j'
+echo "(a deliver_sm_resp status 0: veild stored the message before answering)"
+
+step "what the host's carrier received: veild's submit_sm (the relayed MT)"
+mt=""
+for _ in $(seq 100); do
+	mt="$(smsc_api "$smsc_url/submits" | json 'j.length ? j[0] : ""')"
+	[ -n "$mt" ] && break
+	sleep 0.1
+done
+[ -n "$mt" ] || { tail -20 "$work/veild.log"; echo "demo: the SMS was not relayed" >&2; exit 1; }
+echo "$mt" | json '({source_addr: j.source_addr, destination_addr: j.destination_addr, data_coding: j.data_coding, registered_delivery: j.registered_delivery,
+	text: Buffer.from(j.short_message_hex, "hex").toString("latin1"), message_id: j.message_id})'
+echo "From the proxy number $proxy to the host, the same text: nothing of +15550100101."
+
+step "the delivery receipt: the relayed message as Veil recorded it (GET /v1/messages/{id})"
+out_id=""
+for _ in $(seq 100); do
+	./bin/veilctl sessions interactions -id "$sid" > "$work/sms.json"
+	out_id="$(json '(j.interactions.find(i => i.message && i.message.direction === "out" && i.message.status === "delivered") || {id: ""}).id' < "$work/sms.json")"
+	[ -n "$out_id" ] && break
+	sleep 0.1
+done
+if [ -z "$out_id" ]; then
+	cat "$work/sms.json"; tail -20 "$work/veild.log"; echo "demo: no delivery receipt for the relayed SMS" >&2; exit 1
+fi
+./bin/veilctl messages get "$out_id"
+echo "Delivered: the SMSC's receipt (deliver_sm, stat:DELIVRD) matched the part by its carrier id."
+
+step "the marketplace sends a notification itself (POST /v1/messages from $proxy)"
+./bin/veilctl messages send -from "$proxy" -to +15550100102 -body "Your host confirmed booking-42." | tee "$work/sent.json"
+api_id="$(json 'j.id' < "$work/sent.json")"
+for _ in $(seq 100); do
+	./bin/veilctl messages get "$api_id" > "$work/api_msg.json"
+	grep -q '"status": "delivered"' "$work/api_msg.json" && break
+	sleep 0.1
+done
+json '({id: j.id, status: j.status, parts: j.parts})' < "$work/api_msg.json"
 
 step "a second session for the same pair needs a second number: the API says so"
 ./bin/veilctl sessions create -a +15550100101 -b +15550100102 || true

@@ -62,6 +62,14 @@ type bind struct {
 	reconnects int
 	bound      int // binds made
 	closed     bool
+	// pauseUntil stops submits after the SMSC said it is throttling or
+	// its queue is full: the whole bind slows down, not only the refused
+	// part. throttleRun counts such answers since the last acceptance
+	// (the pause doubles with it); wakeArmed says a timer will signal
+	// the owner when the pause ends.
+	pauseUntil  time.Time
+	throttleRun int
+	wakeArmed   bool
 }
 
 func newBind(s *Service, c configs.Carrier) *bind {
@@ -263,11 +271,25 @@ func (b *bind) serve(ctx context.Context, links []*link) error {
 	}
 }
 
-// submitReady submits queued parts while the window has room.
+// submitReady submits queued parts while the window has room and the
+// bind is not paused.
 func (b *bind) submitReady(ctx context.Context, gen int, l *link) error {
 	for {
 		b.mu.Lock()
 		if len(b.fifo) == 0 || len(b.inflight)+b.pending >= b.cfg.Window {
+			b.mu.Unlock()
+			return nil
+		}
+		if wait := time.Until(b.pauseUntil); wait > 0 {
+			if !b.wakeArmed {
+				b.wakeArmed = true
+				time.AfterFunc(wait, func() {
+					b.mu.Lock()
+					b.wakeArmed = false
+					b.mu.Unlock()
+					b.signal()
+				})
+			}
 			b.mu.Unlock()
 			return nil
 		}
@@ -393,6 +415,26 @@ func (b *bind) read(gen int, l *link) error {
 			}
 		}
 	}
+}
+
+// throttled pauses the bind's submits after a throttling answer
+// (ESME_RTHROTTLED, ESME_RMSGQFUL): 100 ms, doubling with each such answer
+// until one is accepted, at most max.
+func (b *bind) throttled(max time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pause := min(100*time.Millisecond<<min(b.throttleRun, 12), max)
+	b.throttleRun++
+	if until := time.Now().Add(pause); until.After(b.pauseUntil) {
+		b.pauseUntil = until
+	}
+}
+
+// accepted ends a run of throttling answers.
+func (b *bind) accepted() {
+	b.mu.Lock()
+	b.throttleRun = 0
+	b.mu.Unlock()
 }
 
 // windowFreed is called once a response's outcome is on disk.

@@ -83,7 +83,9 @@ func (s *Service) inboundOp(b *bind, p *pdu.DeliverSM) *op {
 		return &op{apply: func(c *commit) { c.s.relayInbound(c, b.name, from, to, text, 1, false) }}
 	}
 	part := moPart{Seq: seq, Total: total, DataCoding: dc, Payload: append([]byte(nil), payload...), From: from, To: to, At: now}
-	key := from + "/" + to + "/" + strconv.Itoa(ref)
+	// The part count is in the key: parts that disagree on it are not
+	// one message.
+	key := from + "/" + to + "/" + strconv.Itoa(ref) + "/" + strconv.Itoa(total)
 	return &op{apply: func(c *commit) { c.s.addPart(c, b.name, key, part) }}
 }
 
@@ -105,6 +107,9 @@ func e164(a pdu.Address) string {
 // addPart (committer) stores a part and relays the message once complete.
 func (s *Service) addPart(c *commit, carrier, key string, p moPart) {
 	gk := carrier + "/" + key
+	if at, ok := s.relayedGroups[gk]; ok && p.At.Sub(at) < s.opts.SMS.ReassemblyTimeout {
+		return // a part of a message relayed whole just now, sent again
+	}
 	g := s.groups[gk]
 	if g == nil {
 		g = &moGroup{carrier: carrier, key: key, total: p.Total, first: p.At, parts: map[int]moPart{}}
@@ -120,6 +125,9 @@ func (s *Service) addPart(c *commit, carrier, key string, p moPart) {
 		return
 	}
 	s.completeGroup(c, gk, g, false)
+	// SMSCs resend a part whose deliver_sm_resp they did not get (a
+	// drop): for a while, such a part is a duplicate, not a new message.
+	s.relayedGroups[gk] = p.At
 }
 
 // completeGroup (committer) relays a group's text (what arrived of it).
@@ -154,6 +162,11 @@ func (s *Service) sweepGroups(c *commit) {
 	for gk, g := range s.groups {
 		if now.Sub(g.first) >= s.opts.SMS.ReassemblyTimeout {
 			s.completeGroup(c, gk, g, true)
+		}
+	}
+	for gk, at := range s.relayedGroups {
+		if now.Sub(at) >= s.opts.SMS.ReassemblyTimeout {
+			delete(s.relayedGroups, gk)
 		}
 	}
 }
@@ -218,7 +231,10 @@ func (s *Service) relayInbound(c *commit, carrier, from, to, text string, parts 
 			in.Status, in.Reason = routing.MsgRejected, reasonOf(re.Reason)
 			s.metrics.inbound.WithLabelValues(carrier, "rejected").Inc()
 			if s.opts.SMS.AutoReply != "" && !errors.Is(re.Reason, routing.ErrUnknownNumber) {
-				if m, err := s.newOut(to, from, s.opts.SMS.AutoReply, routing.MessageRecord{Origin: "auto_reply", Related: in.ID}); err == nil {
+				// In the closed session's thread when there is one, so a
+				// reviewer sees what the sender was told.
+				if m, err := s.newOut(to, from, s.opts.SMS.AutoReply, routing.MessageRecord{Origin: "auto_reply", Related: in.ID, SessionID: in.SessionID}); err == nil {
+					in.Related = m.rec.ID
 					s.startOut(c, m)
 				}
 			}

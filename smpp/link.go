@@ -69,15 +69,25 @@ func dialLink(ctx context.Context, addr string, tlsConf *tls.Config, kind pdu.Bi
 		h, p, err := l.read()
 		if err != nil {
 			nc.Close()
-			// gosmpp v0.3.1 fails to parse a header-only negative
-			// bind response (SMPP 3.4 §4.1.2 allows it): the status is
-			// in the header, and that was read.
+			// The header was read (the status is there) but not the
+			// rest: a connection closed after a negative response.
 			if h.CommandStatus != 0 {
 				return nil, fmt.Errorf("bind to %s refused: %v", addr, h.CommandStatus)
 			}
 			return nil, fmt.Errorf("reading bind response from %s: %w", addr, err)
 		}
 		if p == nil {
+			// gosmpp v0.3.1 cannot decode a header-only negative bind
+			// response (SMPP 3.4 §4.1.2 allows it); read sees a PDU it
+			// could not decode and returns the header alone.
+			switch h.CommandID {
+			case data.BIND_TRANSCEIVER_RESP, data.BIND_TRANSMITTER_RESP, data.BIND_RECEIVER_RESP:
+				nc.Close()
+				if h.CommandStatus != data.ESME_ROK {
+					return nil, fmt.Errorf("bind to %s refused: %v", addr, h.CommandStatus)
+				}
+				return nil, fmt.Errorf("unreadable bind response from %s", addr)
+			}
 			continue
 		}
 		if _, ok := p.(*pdu.BindResp); !ok {

@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "veil_smpp_submit_responses_total", Help: "submit_sm responses by carrier and outcome (accepted, retry, failed).",
 		}, []string{"carrier", "outcome"}),
 		receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "veil_smpp_receipts_total", Help: "Delivery receipts by carrier and result (matched, held before their submit_sm_resp, unreadable).",
+			Name: "veil_smpp_receipts_total", Help: "Delivery receipts by carrier and result (matched, held before their submit_sm_resp, unmatched: dropped after waiting 10 min for it, unreadable).",
 		}, []string{"carrier", "result"}),
 		inbound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veil_smpp_inbound_total", Help: "Inbound (MO) messages by carrier and result.",

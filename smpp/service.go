@@ -62,17 +62,30 @@ type Service struct {
 	order   []string
 	metrics *metrics
 
-	ops    chan *op
-	closed atomic.Bool
-	wg     sync.WaitGroup
+	// ref numbers concatenated messages: a counter, so that two long
+	// messages to one handset never share a reference until 256 others
+	// (8-bit references) went out in between. Random references did
+	// (two in a few dozen often enough to garble a thread).
+	ref atomic.Uint32
+
+	ops chan *op
+	// closeMu orders closing against submitOp: once closed is set under
+	// the write lock, no op reaches ops, so the committer (stopped after
+	// the binds) can drain it and nothing waits on a dead committer.
+	closeMu sync.RWMutex
+	closed  atomic.Bool
+	wg      sync.WaitGroup
 
 	// Owned by the committer goroutine.
-	active  map[string]*outMsg                // outbound messages not final
-	dlrIdx  map[string]string                 // carrier/id form -> message id/part, recent
-	dlrFIFO []string                          // dlrIdx keys in insertion order
-	held    map[string]heldReceipt            // carrier/canonical id -> receipt
-	groups  map[string]*moGroup               // inbound reassembly
-	final   map[string]*routing.MessageRecord // recently final, for late receipts
+	active  map[string]*outMsg     // outbound messages not final
+	dlrIdx  map[string]string      // carrier/id form -> message id/part, recent
+	dlrFIFO []string               // dlrIdx keys in insertion order
+	held    map[string]heldReceipt // carrier/canonical id -> receipt
+	groups  map[string]*moGroup    // inbound reassembly
+	// relayedGroups: inbound concatenated messages relayed whole in the
+	// last reassembly timeout (group key -> when), to drop resent parts.
+	relayedGroups map[string]time.Time
+	final         map[string]*routing.MessageRecord // recently final, for late receipts
 }
 
 // outMsg is an outbound message in flight: its queue row and its record.
@@ -104,7 +117,14 @@ type heldReceipt struct {
 	Stat  string    `json:"stat"`
 	Err   string    `json:"err,omitempty"`
 	At    time.Time `json:"at"`
+	// Recv is when Veil received it; a receipt still unmatched
+	// heldReceiptTTL later is dropped (its submit_sm_resp will not come:
+	// the part was resubmitted, or the id is not Veil's).
+	Recv time.Time `json:"recv"`
 }
+
+// heldReceiptTTL is how long a receipt waits for its submit_sm_resp.
+const heldReceiptTTL = 10 * time.Minute
 
 // op is one change for the committer: apply runs on the committer
 // goroutine and adds writes to c; done runs after the batch is synced
@@ -136,11 +156,15 @@ func New(opts Options) (*Service, error) {
 		ops:    make(chan *op, 4096),
 		active: make(map[string]*outMsg), dlrIdx: make(map[string]string),
 		held: make(map[string]heldReceipt), groups: make(map[string]*moGroup),
-		final: make(map[string]*routing.MessageRecord),
+		relayedGroups: make(map[string]time.Time),
+		final:         make(map[string]*routing.MessageRecord),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	var seed [4]byte
+	_, _ = rand.Read(seed[:])
+	s.ref.Store(binary.BigEndian.Uint32(seed[:]))
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -193,17 +217,23 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	committerDone := make(chan struct{})
+	stopCommitter := make(chan struct{})
 	go func() {
 		defer close(committerDone)
-		s.commitLoop(ctx)
+		s.commitLoop(stopCommitter)
 	}()
 	for _, n := range s.order {
 		b := s.binds[n]
 		s.wg.Go(func() { b.run(ctx) })
 	}
 	<-ctx.Done()
+	s.closeMu.Lock()
 	s.closed.Store(true)
+	s.closeMu.Unlock()
+	// The binds stop first: their last responses still go through the
+	// committer, which then finishes what is queued.
 	s.wg.Wait()
+	close(stopCommitter)
 	<-committerDone
 	return nil
 }
@@ -218,6 +248,8 @@ func newID(now time.Time) string {
 // submitOp hands an op to the committer; it fails once the service is
 // closed.
 func (s *Service) submitOp(o *op) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -244,9 +276,16 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (*routing.MessageRe
 		return nil, err
 	}
 	done := make(chan error, 1)
+	// The record is copied on the committer: once the batch is on disk
+	// the parts are dispatched, and their responses change m.rec there.
+	var rec routing.MessageRecord
 	o := &op{
-		apply: func(c *commit) { c.s.startOut(c, m) },
-		done:  func(err error) { done <- err },
+		apply: func(c *commit) {
+			c.s.startOut(c, m)
+			rec = m.rec
+			rec.Parts = append([]routing.MessagePart(nil), m.rec.Parts...)
+		},
+		done: func(err error) { done <- err },
 	}
 	if err := s.submitOp(o); err != nil {
 		return nil, err
@@ -259,8 +298,6 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (*routing.MessageRe
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	rec := m.rec
-	rec.Parts = append([]routing.MessagePart(nil), m.rec.Parts...)
 	return &rec, nil
 }
 
@@ -288,9 +325,7 @@ func (s *Service) newOut(src, dst, body string, base routing.MessageRecord) (*ou
 		}
 		q.DataCoding, q.Payload, q.Parts = dc, true, [][]byte{payload}
 	} else {
-		var ref [2]byte
-		_, _ = rand.Read(ref[:])
-		enc, err := Segment(body, binary.BigEndian.Uint16(ref[:]), SegmentOptions{})
+		enc, err := Segment(body, uint16(s.ref.Add(1)), SegmentOptions{})
 		if err != nil {
 			return nil, err
 		}
@@ -379,11 +414,21 @@ func (s *Service) submitted(b *bind, job *partJob, st data.CommandStatusType, ca
 	s.metrics.responses.WithLabelValues(b.name, outcomeName(outcome)).Inc()
 	switch outcome {
 	case Retry:
-		b.windowFreed()
 		job.attempts++
+		if st == data.ESME_RTHROTTLED || st == data.ESME_RMSGQFUL {
+			// The SMSC is saturated: the bind pauses, and the part goes
+			// first once it resumes.
+			b.throttled(s.opts.SMS.RetryMax)
+			b.enqueue(true, job)
+			b.windowFreed()
+			return
+		}
+		b.windowFreed()
 		delay := min(100*time.Millisecond<<min(job.attempts, 12), s.opts.SMS.RetryMax)
 		time.AfterFunc(delay, func() { b.enqueue(false, job) })
 		return
+	case Accepted:
+		b.accepted()
 	}
 	o := &op{
 		apply: func(c *commit) {
@@ -492,6 +537,10 @@ func (s *Service) applyReceipt(m *outMsg, idx int, h heldReceipt) {
 		return // accepted/enroute: not final
 	}
 	at := h.At
+	if part.SubmittedAt != nil && at.Before(*part.SubmittedAt) {
+		// Receipt done dates have minute precision (SMPP 3.4 appendix B).
+		at = *part.SubmittedAt
+	}
 	part.DoneAt = &at
 	s.aggregate(m)
 }
@@ -544,27 +593,9 @@ func (s *Service) aggregate(m *outMsg) {
 	}
 }
 
-// isFinal reports whether a message needs nothing more: every part
-// accepted (or the message failed) and a final status.
-func (m *outMsg) isFinal() bool {
-	switch m.rec.Status {
-	case routing.MsgDelivered, routing.MsgFailed, routing.MsgExpired, routing.MsgUnknown:
-	default:
-		return false
-	}
-	if m.rec.Status == routing.MsgFailed {
-		return true
-	}
-	for _, ok := range m.q.Accepted {
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// commitLoop is the committer goroutine.
-func (s *Service) commitLoop(ctx context.Context) {
+// commitLoop is the committer goroutine; it returns once stop is closed
+// and every op already queued is committed.
+func (s *Service) commitLoop(stop <-chan struct{}) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -582,8 +613,8 @@ func (s *Service) commitLoop(ctx context.Context) {
 				}
 			}
 		case <-tick.C:
-			batch = append(batch, &op{apply: func(c *commit) { c.s.sweepGroups(c) }, done: func(error) {}})
-		case <-ctx.Done():
+			batch = append(batch, &op{apply: func(c *commit) { c.s.sweepGroups(c); c.s.sweepHeld(c) }, done: func(error) {}})
+		case <-stop:
 			// Finish what is queued: binds are stopping and their
 			// responses still free windows.
 			for {
@@ -628,7 +659,11 @@ func (s *Service) commitBatch(batch []*op) {
 		} else {
 			c.b.SetJSON(key, &m.q)
 		}
-		if m.isFinal() {
+		// Once every part is accepted (or the message failed) only
+		// receipts can still change it: they find it among the recent
+		// final records or in the store, so a carrier that sends no
+		// receipts does not keep it in memory.
+		if done {
 			delete(s.active, m.rec.ID)
 			s.rememberFinal(&m.rec)
 		}
@@ -648,6 +683,20 @@ func (s *Service) commitBatch(batch []*op) {
 	}
 	for _, o := range batch {
 		o.done(err)
+	}
+}
+
+// sweepHeld (committer) drops receipts held longer than heldReceiptTTL.
+func (s *Service) sweepHeld(c *commit) {
+	now := s.now()
+	for k, h := range s.held {
+		if now.Sub(h.Recv) < heldReceiptTTL {
+			continue
+		}
+		delete(s.held, k)
+		carrier, id, _ := strings.Cut(k, "/")
+		c.b.Delete(store.Key(store.PrefixDLRHeld, carrier, id))
+		s.metrics.receipts.WithLabelValues(carrier, "unmatched").Inc()
 	}
 }
 
@@ -745,7 +794,11 @@ func (s *Service) receiptOp(b *bind, p *pdu.DeliverSM) *op {
 	var id string
 	var h heldReceipt
 	h.At = s.now()
+	h.Recv = h.At
 	text, _ := p.Message.GetMessageData()
+	if f, ok := p.OptionalParameters[pdu.TagMessagePayload]; ok && len(text) == 0 {
+		text = f.Data // some SMSCs put the receipt text there
+	}
 	if r, err := ParseReceipt(string(text)); err == nil {
 		id, h.State, h.Stat, h.Err = r.ID, r.State, r.Stat, r.Err
 		if !r.DoneDate.IsZero() {
@@ -814,6 +867,9 @@ func (s *Service) resume() error {
 		parts, ok := store.SplitKey(k, store.PrefixDLRHeld, 2)
 		var h heldReceipt
 		if ok && json.Unmarshal(v, &h) == nil {
+			if h.Recv.IsZero() {
+				h.Recv = s.now()
+			}
 			s.held[parts[0]+"/"+parts[1]] = h
 		}
 		return true, nil
