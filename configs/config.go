@@ -160,6 +160,15 @@ type SMS struct {
 	// with a transient error (throttled, queue full); backoff starts at
 	// 100 ms and doubles. Default 30s.
 	RetryMax time.Duration `yaml:"retry_max"`
+	// Validity is how long an outbound message may wait for the carrier
+	// to accept every part (throttled, refused with a transient error,
+	// bind down), counted from when it was queued; then its unaccepted
+	// parts are given up and the message ends expired. Default 24h.
+	Validity time.Duration `yaml:"validity"`
+	// ReceiptWait is how long an accepted part waits for its delivery
+	// receipt: after it, the receipt index row of the part is deleted (a
+	// later receipt is not matched). Default 72h.
+	ReceiptWait time.Duration `yaml:"receipt_wait"`
 }
 
 var senderIDRE = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
@@ -179,6 +188,8 @@ func (m *SMS) validate(p *problems) {
 	checkPositive(p, "sms.reassembly_timeout", m.ReassemblyTimeout)
 	checkPositive(p, "sms.submit_timeout", m.SubmitTimeout)
 	checkPositive(p, "sms.retry_max", m.RetryMax)
+	checkPositive(p, "sms.validity", m.Validity)
+	checkPositive(p, "sms.receipt_wait", m.ReceiptWait)
 	if len(m.AutoReply) > 1000 {
 		p.addf("sms.auto_reply", "longer than 1000 bytes")
 	}
@@ -249,8 +260,14 @@ type CarrierSMPP struct {
 	// Default "transceiver".
 	BindType string `yaml:"bind_type"`
 	// TLS connects to the SMSC over TLS (certificates checked against the
-	// system roots and the address's host name). Default false.
+	// system roots, or TLSCA, and the address's host name or IP address).
+	// Default false.
 	TLS bool `yaml:"tls"`
+	// TLSCA is the path of a PEM file of CA certificates that the SMSC's
+	// certificate must chain to, instead of the system roots (a carrier's
+	// private CA). Only with tls: true. Read when veild starts. Default ""
+	// (the system roots).
+	TLSCA string `yaml:"tls_ca"`
 	// MessagePayload sends long messages whole in the message_payload TLV
 	// (SMPP 3.4 §5.3.2.32) instead of concatenated short messages.
 	// Default false.
@@ -452,6 +469,8 @@ func (c *Config) setDefaults() {
 	setZero(&c.SMS.ReassemblyTimeout, 60*time.Second)
 	setZero(&c.SMS.SubmitTimeout, 30*time.Second)
 	setZero(&c.SMS.RetryMax, 30*time.Second)
+	setZero(&c.SMS.Validity, 24*time.Hour)
+	setZero(&c.SMS.ReceiptWait, 72*time.Hour)
 	if len(c.SMS.SenderIDs) == 0 {
 		c.SMS.SenderIDs = nil
 	}
@@ -641,6 +660,9 @@ func (cr *Carrier) validate(p *problems, path string) {
 			p.addf(path+".tps", "must not be negative (0 means unlimited), got %d", s.TPS)
 		}
 		checkEnum(p, path+".bind_type", s.BindType, "transceiver", "transmitter_receiver")
+		if s.TLSCA != "" && !s.TLS {
+			p.addf(path+".tls_ca", "set but tls is false")
+		}
 		if s.EnquireLink < time.Second {
 			p.addf(path+".enquire_link", "must be at least 1s, got %s", s.EnquireLink)
 		}

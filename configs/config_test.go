@@ -138,11 +138,12 @@ carriers:
 		Log:     Log{Level: "debug", Format: "json"},
 		Admin: Admin{Listen: ":9090", TokenEnv: "MY_TOKEN", ReadTimeout: 90 * time.Second,
 			WriteTimeout: 500 * time.Millisecond, IdleTimeout: 120 * time.Second, MaxBodyBytes: 4096},
-		SIP:            SIP{Listen: []string{"tls://[::1]:5061"}, RingTimeout: time.Minute, MaxCallDuration: 4 * time.Hour, SocketBuffer: 4 << 20},
-		Media:          Media{Address: "::1", PortMin: 40000, PortMax: 40001, MediaTimeout: 30 * time.Second},
-		Sessions:       Sessions{DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour, SweepInterval: 250 * time.Millisecond},
-		Shutdown:       Shutdown{DrainDelay: 2 * time.Second, DrainTimeout: 30 * time.Second},
-		SMS:            SMS{ReassemblyTimeout: time.Minute, SubmitTimeout: 30 * time.Second, RetryMax: 30 * time.Second},
+		SIP:      SIP{Listen: []string{"tls://[::1]:5061"}, RingTimeout: time.Minute, MaxCallDuration: 4 * time.Hour, SocketBuffer: 4 << 20},
+		Media:    Media{Address: "::1", PortMin: 40000, PortMax: 40001, MediaTimeout: 30 * time.Second},
+		Sessions: Sessions{DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour, SweepInterval: 250 * time.Millisecond},
+		Shutdown: Shutdown{DrainDelay: 2 * time.Second, DrainTimeout: 30 * time.Second},
+		SMS: SMS{ReassemblyTimeout: time.Minute, SubmitTimeout: 30 * time.Second, RetryMax: 30 * time.Second,
+			Validity: 24 * time.Hour, ReceiptWait: 72 * time.Hour},
 		FallbackNumber: "+442079460000",
 		Carriers: []Carrier{
 			{Name: "voice-only", SIP: &CarrierSIP{Address: "sip.example.net:5061", Transport: "tls", NumberFormat: "e164_noplus"}},
@@ -361,6 +362,13 @@ func TestValidate(t *testing.T) {
 			"carriers[0].smpp.tps: must not be negative (0 means unlimited), got -1"},
 		{"smpp bind_type", func(c *Config) { c.Carriers[0].SMPP.BindType = "receiver" },
 			`carriers[0].smpp.bind_type: must be one of transceiver, transmitter_receiver, got "receiver"`},
+		{"smpp tls_ca without tls", func(c *Config) { c.Carriers[0].SMPP.TLSCA = "/etc/veil/smsc-ca.pem" },
+			"carriers[0].smpp.tls_ca: set but tls is false"},
+		{"smpp tls_ca with tls", func(c *Config) { c.Carriers[0].SMPP.TLS, c.Carriers[0].SMPP.TLSCA = true, "/etc/veil/smsc-ca.pem" }, ""},
+		{"sms validity zero", func(c *Config) { c.SMS.Validity = 0 }, "sms.validity: must be positive, got 0s"},
+		{"sms validity negative", func(c *Config) { c.SMS.Validity = -time.Hour }, "sms.validity: must be positive, got -1h0m0s"},
+		{"sms receipt_wait negative", func(c *Config) { c.SMS.ReceiptWait = -time.Second },
+			"sms.receipt_wait: must be positive, got -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

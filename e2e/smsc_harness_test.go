@@ -32,6 +32,9 @@ type smscConfig struct {
 	// Verbose makes the simulator log every PDU (to its stderr, shown when
 	// the test fails).
 	Verbose bool
+	// TLSCert and TLSKey, PEM file paths, make the SMPP listener speak
+	// TLS.
+	TLSCert, TLSKey string
 }
 
 // smsc is a running simulator.
@@ -127,6 +130,7 @@ type smscStats struct {
 	MONacked           int `json:"mo_nacked"`
 	MOTimeouts         int `json:"mo_timeouts"`
 	Drops              int `json:"drops"`
+	TLSClientErrors    int `json:"tls_client_errors"`
 }
 
 // smscMO is a POST /mo request: a message from a handset, delivered to the
@@ -173,6 +177,9 @@ func startSMSC(t testing.TB, cfg smscConfig) *smsc {
 	args := []string{script, "--smpp-port", "0", "--control-port", "0", "--host", "127.0.0.1", "--exit-on-stdin-eof"}
 	if cfg.Verbose {
 		args = append(args, "--verbose")
+	}
+	if cfg.TLSCert != "" {
+		args = append(args, "--tls-cert", cfg.TLSCert, "--tls-key", cfg.TLSKey)
 	}
 	s := &smsc{t: t, exited: make(chan struct{})}
 	s.cmd = exec.Command(node, args...)

@@ -14,7 +14,8 @@ import (
 // one (participant, proxy) pair, an open session on a number not in the
 // pool, a call record that does not decode, an interaction row naming a
 // missing call (or another session's), a call of a session without its
-// row. An empty result means the database is consistent. It is meant for
+// row, an SMS queue or receipt index row that does not match its message
+// (see checkSMS). An empty result means the database is consistent. It is meant for
 // `veild check` on a stopped daemon and for tests.
 func Check(db *store.DB) ([]string, error) {
 	var problems []string
@@ -105,6 +106,9 @@ func Check(db *store.DB) ([]string, error) {
 		report("open session %s has no unique_name row", id)
 	}
 	if err := checkCalls(db, sessions, report); err != nil {
+		return nil, err
+	}
+	if err := checkSMS(db, report); err != nil {
 		return nil, err
 	}
 	return problems, nil

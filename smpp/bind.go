@@ -3,10 +3,12 @@ package smpp
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -43,6 +45,7 @@ type bind struct {
 	password string
 	log      *slog.Logger
 	limiter  *rate.Limiter // nil: unlimited
+	tlsConf  *tls.Config   // nil: plain TCP
 
 	wake chan struct{} // size 1: parts queued or window freed
 
@@ -72,7 +75,7 @@ type bind struct {
 	wakeArmed   bool
 }
 
-func newBind(s *Service, c configs.Carrier) *bind {
+func newBind(s *Service, c configs.Carrier) (*bind, error) {
 	b := &bind{
 		s:        s,
 		name:     c.Name,
@@ -87,7 +90,37 @@ func newBind(s *Service, c configs.Carrier) *bind {
 	if c.SMPP.TPS > 0 {
 		b.limiter = rate.NewLimiter(rate.Limit(c.SMPP.TPS), max(1, c.SMPP.TPS/10))
 	}
-	return b
+	if c.SMPP.TLS {
+		conf, err := clientTLS(c.SMPP)
+		if err != nil {
+			return nil, fmt.Errorf("carrier %s: %w", c.Name, err)
+		}
+		b.tlsConf = conf
+	}
+	return b, nil
+}
+
+// clientTLS is the TLS configuration of a bind: the SMSC's certificate is
+// checked against the system roots, or only the CAs of cfg.TLSCA, and
+// against the host (name or IP address) of cfg.Address.
+func clientTLS(cfg *configs.CarrierSMPP) (*tls.Config, error) {
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("smpp address %q: %w", cfg.Address, err)
+	}
+	conf := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if cfg.TLSCA != "" {
+		pem, err := os.ReadFile(cfg.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("reading smpp tls_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("smpp tls_ca %s: %w", cfg.TLSCA, ErrNoCACert)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
 }
 
 func (b *bind) signal() {
@@ -185,13 +218,8 @@ func (b *bind) run(ctx context.Context) {
 // connect makes the bind's links: one transceiver, or a transmitter then
 // a receiver.
 func (b *bind) connect(ctx context.Context) ([]*link, error) {
-	var tlsConf *tls.Config
-	if b.cfg.TLS {
-		host, _, _ := net.SplitHostPort(b.cfg.Address)
-		tlsConf = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
 	dial := func(kind pdu.BindingType) (*link, error) {
-		return dialLink(ctx, b.cfg.Address, tlsConf, kind, b.cfg.SystemID, b.password, 10*time.Second)
+		return dialLink(ctx, b.cfg.Address, b.tlsConf, kind, b.cfg.SystemID, b.password, 10*time.Second)
 	}
 	if b.cfg.BindType != "transmitter_receiver" {
 		l, err := dial(pdu.Transceiver)

@@ -63,4 +63,6 @@ var (
 	ErrNoRoute = errors.New("no SMPP carrier routes to the destination")
 	// ErrClosed: the service is shutting down and takes no new messages.
 	ErrClosed = errors.New("SMS service is shutting down")
+	// ErrNoCACert: a carrier's smpp tls_ca file holds no PEM certificate.
+	ErrNoCACert = errors.New("no PEM certificate in the file")
 )

@@ -12,6 +12,9 @@ type metrics struct {
 	inbound   *prometheus.CounterVec
 	messages  *prometheus.CounterVec
 	nacks     *prometheus.CounterVec
+
+	partsExpired    *prometheus.CounterVec
+	receiptsMissing *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,9 +40,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veil_smpp_generic_nacks_total", Help: "PDUs from the SMSC answered generic_nack (undecodable or unknown).",
 		}, []string{"carrier"}),
+		partsExpired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veil_sms_parts_expired_total", Help: "Outbound parts given up because the carrier did not accept them within sms.validity (their message ends expired).",
+		}, []string{"carrier"}),
+		receiptsMissing: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veil_smpp_receipts_missing_total", Help: "Accepted parts with no final receipt within sms.receipt_wait (their receipt index row deleted; a later receipt is not matched).",
+		}, []string{"carrier"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.bindUp, m.submits, m.responses, m.receipts, m.inbound, m.messages, m.nacks)
+		reg.MustRegister(m.bindUp, m.submits, m.responses, m.receipts, m.inbound, m.messages, m.nacks, m.partsExpired, m.receiptsMissing)
 	}
 	return m
 }

@@ -86,6 +86,10 @@ type Service struct {
 	// last reassembly timeout (group key -> when), to drop resent parts.
 	relayedGroups map[string]time.Time
 	final         map[string]*routing.MessageRecord // recently final, for late receipts
+	// dlrSweepNext is the next dlrtime/ bucket sweepReceiptIndex reads,
+	// once dlrSweepInit (see service_expiry.go).
+	dlrSweepNext int64
+	dlrSweepInit bool
 }
 
 // outMsg is an outbound message in flight: its queue row and its record.
@@ -177,6 +181,12 @@ func New(opts Options) (*Service, error) {
 	if s.opts.SMS.RetryMax <= 0 {
 		s.opts.SMS.RetryMax = 30 * time.Second
 	}
+	if s.opts.SMS.Validity <= 0 {
+		s.opts.SMS.Validity = 24 * time.Hour
+	}
+	if s.opts.SMS.ReceiptWait <= 0 {
+		s.opts.SMS.ReceiptWait = 72 * time.Hour
+	}
 	s.metrics = newMetrics(opts.Registry)
 	for _, id := range opts.SMS.SenderIDs {
 		s.senders[id] = true
@@ -186,13 +196,19 @@ func New(opts Options) (*Service, error) {
 			continue
 		}
 		cc := c
+		smppCfg := *c.SMPP
+		cc.SMPP = &smppCfg
 		if cc.SMPP.Window <= 0 {
 			cc.SMPP.Window = 10
 		}
 		if cc.SMPP.EnquireLink <= 0 {
 			cc.SMPP.EnquireLink = 30 * time.Second
 		}
-		s.binds[c.Name] = newBind(s, cc)
+		b, err := newBind(s, cc)
+		if err != nil {
+			return nil, err
+		}
+		s.binds[c.Name] = b
 		s.order = append(s.order, c.Name)
 	}
 	return s, nil
@@ -465,13 +481,21 @@ func (s *Service) accept(c *commit, job *partJob, carrierID string) {
 	m.q.Accepted[job.idx] = true
 	part := &m.rec.Parts[job.idx]
 	part.CarrierID = strings.TrimSpace(carrierID)
-	if part.Status == routing.MsgQueued {
+	switch {
+	case part.Status == routing.MsgQueued:
 		part.Status = routing.MsgSent
+	case part.Status == routing.MsgExpired && part.SubmittedAt == nil:
+		// Given up at the end of sms.validity while its submit was in
+		// flight, and accepted after all: it is on its way, its receipt
+		// tells how it ends (the message stays expired unless that
+		// receipt fails it).
+		part.Status, part.Error, part.DoneAt = routing.MsgSent, "", nil
 	}
 	part.SubmittedAt = &now
 	canon := IDForms(part.CarrierID)[0]
 	val := m.rec.ID + "/" + strconv.Itoa(job.idx)
 	c.b.Set(store.Key(store.PrefixDLR, m.q.Carrier, canon), []byte(val))
+	c.b.Set(dlrTimeKey(now, m.q.Carrier, canon), []byte(val))
 	s.rememberDLR(m.q.Carrier+"/"+canon, val)
 	// A receipt may have come first.
 	for _, f := range IDForms(part.CarrierID) {
@@ -479,7 +503,7 @@ func (s *Service) accept(c *commit, job *partJob, carrierID string) {
 		if h, ok := s.held[k]; ok {
 			delete(s.held, k)
 			c.b.Delete(store.Key(store.PrefixDLRHeld, m.q.Carrier, f))
-			s.applyReceipt(m, job.idx, h)
+			s.applyReceipt(c, m, job.idx, h)
 			break
 		}
 	}
@@ -520,8 +544,32 @@ func (s *Service) rememberDLR(k, v string) {
 	}
 }
 
-// applyReceipt records a part's receipt state.
-func (s *Service) applyReceipt(m *outMsg, idx int, h heldReceipt) {
+// dlrTimeKey is the dlrtime/ row of a part accepted at at: the time as
+// 16 hex digits of Unix milliseconds, so that key order is time order.
+func dlrTimeKey(at time.Time, carrier, canon string) []byte {
+	return store.Key(store.PrefixDLRTime, fmt.Sprintf("%016x", max(at.UnixMilli(), 0)), carrier, canon)
+}
+
+// forgetDLR (committer) deletes a part's receipt index rows (dlr/ and
+// its dlrtime/ row, found from the part's submitted_at) once the part has
+// a final state: no receipt can change it any more, so nothing needs to
+// find it by its carrier id.
+func (s *Service) forgetDLR(c *commit, carrier string, part *routing.MessagePart) {
+	forms := IDForms(part.CarrierID)
+	if carrier == "" || len(forms) == 0 {
+		return
+	}
+	canon := forms[0]
+	c.b.Delete(store.Key(store.PrefixDLR, carrier, canon))
+	if part.SubmittedAt != nil {
+		c.b.Delete(dlrTimeKey(*part.SubmittedAt, carrier, canon))
+	}
+	delete(s.dlrIdx, carrier+"/"+canon)
+}
+
+// applyReceipt (committer) records a part's receipt state; a final state
+// deletes the part's receipt index rows in the same batch.
+func (s *Service) applyReceipt(c *commit, m *outMsg, idx int, h heldReceipt) {
 	part := &m.rec.Parts[idx]
 	switch h.State {
 	case Delivered:
@@ -542,6 +590,7 @@ func (s *Service) applyReceipt(m *outMsg, idx int, h heldReceipt) {
 		at = *part.SubmittedAt
 	}
 	part.DoneAt = &at
+	s.forgetDLR(c, m.rec.Carrier, part)
 	s.aggregate(m)
 }
 
@@ -613,7 +662,12 @@ func (s *Service) commitLoop(stop <-chan struct{}) {
 				}
 			}
 		case <-tick.C:
-			batch = append(batch, &op{apply: func(c *commit) { c.s.sweepGroups(c); c.s.sweepHeld(c) }, done: func(error) {}})
+			batch = append(batch, &op{apply: func(c *commit) {
+				c.s.sweepGroups(c)
+				c.s.sweepHeld(c)
+				c.s.sweepValidity(c)
+				c.s.sweepReceiptIndex(c)
+			}, done: func(error) {}})
 		case <-stop:
 			// Finish what is queued: binds are stopping and their
 			// responses still free windows.
@@ -647,7 +701,10 @@ func (s *Service) commitBatch(batch []*op) {
 			s.log.Error("message record refused", "message", m.rec.ID, "error", err)
 		}
 		key := store.Key(store.PrefixSMSQueue, m.rec.ID)
-		done := m.rec.Status == routing.MsgFailed
+		// Failed or expired, or every part accepted: nothing more to
+		// submit (a part still queued on the bind after a failure may
+		// still go, but is not resumed after a restart).
+		done := m.cancelled.Load() || m.rec.Status == routing.MsgFailed
 		if !done {
 			done = true
 			for _, ok := range m.q.Accepted {
@@ -659,7 +716,7 @@ func (s *Service) commitBatch(batch []*op) {
 		} else {
 			c.b.SetJSON(key, &m.q)
 		}
-		// Once every part is accepted (or the message failed) only
+		// Once every part is accepted (or the message failed or expired) only
 		// receipts can still change it: they find it among the recent
 		// final records or in the store, so a carrier that sends no
 		// receipts does not keep it in memory.
@@ -831,7 +888,7 @@ func (s *Service) receiptOp(b *bind, p *pdu.DeliverSM) *op {
 			return
 		}
 		s.metrics.receipts.WithLabelValues(b.name, "matched").Inc()
-		s.applyReceipt(m, idx, h)
+		s.applyReceipt(c, m, idx, h)
 		c.touch(m)
 	}}
 }
@@ -881,7 +938,11 @@ func (s *Service) resume() error {
 		return err
 	}
 	sort.Slice(resumed, func(i, j int) bool { return resumed[i].rec.ID < resumed[j].rec.ID })
+	now := s.now()
 	for _, m := range resumed {
+		if s.pastValidity(m, now) {
+			continue // the committer's first sweep ends it expired
+		}
 		s.dispatch(m)
 	}
 	if len(resumed) > 0 {

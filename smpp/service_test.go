@@ -379,8 +379,14 @@ func TestReceiptsPerPart(t *testing.T) {
 	if rec.Status != routing.MsgDelivered || rec.DoneAt == nil {
 		t.Fatalf("both receipts: status %q done_at %v, want delivered", rec.Status, rec.DoneAt)
 	}
+	// Final parts have no receipt index rows left.
+	for _, id := range []string{"a0000000", "a0000001"} {
+		if ok, _ := e.db.Has(store.Key(store.PrefixDLR, "c1", id)); ok {
+			t.Errorf("receipt index row of final part %s still there", id)
+		}
+	}
 	// A duplicate receipt (carriers resend after a reconnect) changes
-	// nothing.
+	// nothing: it finds no index row and is held like an unknown id.
 	receipt("a0000001", "DELIVRD")
 	rec, _ = e.rt.GetMessage(context.Background(), m.rec.ID)
 	if rec.Status != routing.MsgDelivered {
@@ -390,8 +396,8 @@ func TestReceiptsPerPart(t *testing.T) {
 	// A receipt for an id Veil never had waits heldReceiptTTL, then goes.
 	receipt("ffff", "DELIVRD")
 	apply(&op{apply: func(c *commit) { s.sweepHeld(c) }})
-	if len(s.held) != 1 {
-		t.Fatalf("held %d, want 1 before the TTL", len(s.held))
+	if len(s.held) != 2 {
+		t.Fatalf("held %d, want 2 (the duplicate and ffff) before the TTL", len(s.held))
 	}
 	now = now.Add(heldReceiptTTL)
 	apply(&op{apply: func(c *commit) { s.sweepHeld(c) }})

@@ -21,6 +21,11 @@ const (
 	PrefixDLR           = "dlr/"     // dlr/<carrier>/<carrier message id> -> <message id>/<part>
 	PrefixDLRHeld       = "dlrheld/" // dlrheld/<carrier>/<carrier message id> -> receipt ahead of its submit_sm_resp
 	PrefixMOPart        = "mopart/"  // mopart/<carrier>/<key>/<seq> -> inbound part awaiting the rest
+	// dlrtime/<accepted at: unix ms, 16 hex digits>/<carrier>/<carrier
+	// message id> -> <message id>/<part>: the dlr/ rows in the order their
+	// parts were accepted, so rows whose receipt never came are found
+	// from the oldest without reading the rest.
+	PrefixDLRTime = "dlrtime/"
 )
 
 // SchemaVersion is the version of the key layout written by this build.

@@ -6,6 +6,7 @@
 // control API. See README.md for the API.
 //
 //   node smsc.js --smpp-port 0 --control-port 0 [--host 127.0.0.1]
+//                [--tls-cert cert.pem --tls-key key.pem]
 //                [--exit-on-stdin-eof] [--verbose]
 //
 // When both listeners are up it prints one line on stdout:
@@ -13,6 +14,7 @@
 // Everything else (logs) goes to stderr.
 'use strict';
 
+const fs = require('fs');
 const http = require('http');
 const smpp = require('smpp');
 
@@ -35,7 +37,7 @@ for (const tag of Object.keys(smpp.tlvs)) {
 
 // ---------------------------------------------------------------------------
 // Command line.
-const args = {smppPort: 2775, controlPort: 8775, host: '127.0.0.1', stdinEOF: false, verbose: false};
+const args = {smppPort: 2775, controlPort: 8775, host: '127.0.0.1', stdinEOF: false, verbose: false, tlsCert: '', tlsKey: ''};
 for (let i = 2; i < process.argv.length; i++) {
 	const a = process.argv[i];
 	const next = () => {
@@ -50,11 +52,16 @@ for (let i = 2; i < process.argv.length; i++) {
 	case '--host': args.host = next(); break;
 	case '--exit-on-stdin-eof': args.stdinEOF = true; break;
 	case '--verbose': args.verbose = true; break;
+	case '--tls-cert': args.tlsCert = next(); break;
+	case '--tls-key': args.tlsKey = next(); break;
 	default: fatal(`unknown argument ${a}`);
 	}
 }
 if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(args.host)) {
 	fatal(`--host ${args.host}: loopback addresses only`);
+}
+if (!args.tlsCert !== !args.tlsKey) {
+	fatal('--tls-cert and --tls-key go together');
 }
 
 function fatal(msg) {
@@ -188,7 +195,7 @@ function resetState() {
 		submits: 0, submits_ok: 0, throttled: 0, window_violations: 0, max_inflight: 0,
 		receipts_sent: 0, receipts_acked: 0, receipts_nacked: 0, receipts_timeouts: 0, receipts_requeued: 0,
 		mo_sent: 0, mo_acked: 0, mo_nacked: 0, mo_timeouts: 0,
-		drops: 0,
+		drops: 0, tls_client_errors: 0,
 	};
 	submits = [];
 	throttleEveryCount = 0;
@@ -840,7 +847,18 @@ function respondOrNack(conn, pdu, status) {
 	}
 }
 
-const server = smpp.createServer((session) => {
+// With --tls-cert and --tls-key the SMPP listener speaks TLS (the
+// library's SecureServer: sessions start once the handshake is done).
+const serverOptions = {};
+if (args.tlsCert) {
+	try {
+		serverOptions.cert = fs.readFileSync(args.tlsCert);
+		serverOptions.key = fs.readFileSync(args.tlsKey);
+	} catch (e) {
+		fatal(`reading the TLS certificate or key: ${e.message}`);
+	}
+}
+const server = smpp.createServer(serverOptions, (session) => {
 	counters.connections_total++;
 	if (Date.now() < refuseUntil && refuseMode === 'close') {
 		counters.connections_refused++;
@@ -867,6 +885,12 @@ const server = smpp.createServer((session) => {
 	session.on('close', () => conn.onClose());
 });
 server.on('error', (e) => fatal(`smpp listener: ${e.message}`));
+// A failed TLS handshake (the client does not trust the certificate) is
+// counted and logged; it never reaches the session handler.
+server.on('tlsClientError', (e) => {
+	counters.tls_client_errors++;
+	log(`TLS handshake failed: ${e.message}`);
+});
 
 // ---------------------------------------------------------------------------
 // MO (deliver_sm from a handset).
@@ -1161,6 +1185,6 @@ if (args.stdinEOF) {
 server.listen(args.smppPort, args.host, () => {
 	control.listen(args.controlPort, args.host, () => {
 		process.stdout.write(JSON.stringify({smpp: server.address().port, control: control.address().port}) + '\n');
-		log(`listening: smpp ${args.host}:${server.address().port}, control http://${args.host}:${control.address().port}`);
+		log(`listening: smpp${args.tlsCert ? ' (TLS)' : ''} ${args.host}:${server.address().port}, control http://${args.host}:${control.address().port}`);
 	});
 });
