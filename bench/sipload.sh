@@ -14,8 +14,9 @@
 # that rate; the ramp stops at the first step with a failed call or an
 # achieved rate under 95% of the target. Prints, per step: target and
 # achieved calls/s, calls ok and failed, post-dial delay (INVITE to first
-# 180, as the caller sees it) p50/p90/p99, veild and SIPp CPU; then the
-# highest rate with 0 failed calls, and veild's own /metrics histogram.
+# 180, as the caller sees it) p50/p90/p99, veild and SIPp CPU, veild's CPU
+# time per call and the load average; then the highest rate with 0 failed
+# calls, and veild's own /metrics histogram.
 #
 # Environment (defaults in brackets):
 #   RATES     calls/s to try, in order       [250 500 1000 1500 2000 2500]
@@ -258,6 +259,7 @@ for rate in $RATES; do
 	limit=$((rate * (HOLD_MS / 1000 + 10)))
 	wait_idle
 	curl -fsS "$VEIL_URL/metrics" | grep '^veil_calls_total' >"$step/calls_before.txt" || true
+	la0="$(cut -d" " -f1 /proc/loadavg)"
 	u0="$(udp_errs)" d0="$(sock_drops "$SIP_PORT")" e0="$(sock_drops "$UAS_PORT")" v0="$(proc_ticks "$veild_pid")" s0="$(proc_ticks "$uas_pid")" c0="$(children_cpu)" w0="$(date +%s.%N)"
 	log "step $rate cps: $calls calls over ${DURATION}s"
 	rc=0
@@ -318,6 +320,9 @@ for rate in $RATES; do
 	fi
 	wall="$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", b - a }')"
 	vcpu="$(awk -v d="$((v1 - v0))" -v k="$CLK" -v w="$wall" 'BEGIN { printf "%.0f", 100 * d / k / w }')"
+	# veild's CPU time per call of the step: steadier than the CPU % on a
+	# shared machine (it does not depend on how much CPU veild was given).
+	cpums="$(awk -v d="$((v1 - v0))" -v k="$CLK" -v n="$created" 'BEGIN { if (n + 0 > 0) printf "%.2f", 1000 * d / k / n; else print "-" }')"
 	ucpu="$(awk -v a="$c0" -v b="$c1" -v w="$wall" 'BEGIN { printf "%.0f", 100 * (b - a) / w }')"
 	scpu="$(awk -v d="$((s1 - s0))" -v k="$CLK" -v w="$wall" 'BEGIN { printf "%.0f", 100 * d / k / w }')"
 	p50="$(pct 50 "$step/pdd.txt")" p90="$(pct 90 "$step/pdd.txt")" p99="$(pct 99 "$step/pdd.txt")"
@@ -333,9 +338,9 @@ for rate in $RATES; do
 		awk '$1 !~ /hangup/ && $3 - $2 > 0 { match($1, /reason="[^"]*"/); printf "%s%s:%d", sep, substr($1, RSTART + 8, RLENGTH - 9), $3 - $2; sep="," }' || true)"
 	[ -n "$codes" ] || codes="-"
 	[ -n "$reasons" ] || reasons="-"
-	ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s | %s / %s | %s | %s | %s | %s |' \
-		"$rate" "$achieved" "$ok" "$failed" "$p50" "$p90" "$p99" "$vcpu" "$ucpu" "$scpu" "$drops" "$max_active" "$max_fds" "$max_fds_limit" "$rss" "$codes" "$reasons" "$rc")")
-	log "step $rate cps: sipp exit $rc, created $created, ok $ok, failed $failed, achieved $achieved cps, PDD p50/p90/p99 $p50/$p90/$p99 ms, veild CPU $vcpu%, SIPp UAC $ucpu% UAS $scpu%, UDP drops $drops, max active $max_active, max fds $max_fds/$max_fds_limit, wall ${wall}s"
+	ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s | %s%% | %s%% | %s | %s | %s / %s | %s | %s | %s | %s |' \
+		"$rate" "$la0" "$achieved" "$ok" "$failed" "$p50" "$p90" "$p99" "$vcpu" "$cpums" "$ucpu" "$scpu" "$drops" "$max_active" "$max_fds" "$max_fds_limit" "$rss" "$codes" "$reasons" "$rc")")
+	log "step $rate cps: sipp exit $rc, created $created, ok $ok, failed $failed, achieved $achieved cps, PDD p50/p90/p99 $p50/$p90/$p99 ms, veild CPU $vcpu% ($cpums ms/call), load $la0, SIPp UAC $ucpu% UAS $scpu%, UDP drops $drops, max active $max_active, max fds $max_fds/$max_fds_limit, wall ${wall}s"
 	if [ -z "$peers_ok" ]; then
 		stop_reason="stopped at $rate cps: veild or the SIPp UAS exited during the step (see $RUN/veild.log, $RUN/uas/screen.log)"
 		log "$stop_reason"
@@ -356,8 +361,8 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "## veild SIP load: $(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc), hold ${HOLD_MS} ms, ${DURATION} s per step"
 echo
-echo "| target cps | achieved cps | calls ok | failed | PDD p50 ms | PDD p90 ms | PDD p99 ms | veild CPU | SIPp UAC CPU | SIPp UAS CPU | UDP buffer drops | veild max calls active | veild max open fds / limit | veild peak RSS MiB | failed by SIP code / SIPp reason | veild end reasons (not hangup) | SIPp exit |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| target cps | load avg (1 min) at start | achieved cps | calls ok | failed | PDD p50 ms | PDD p90 ms | PDD p99 ms | veild CPU | veild CPU ms per call | SIPp UAC CPU | SIPp UAS CPU | UDP buffer drops | veild max calls active | veild max open fds / limit | veild peak RSS MiB | failed by SIP code / SIPp reason | veild end reasons (not hangup) | SIPp exit |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "load average: before $load_before, after $load_after"

@@ -79,15 +79,14 @@ type Bridge struct {
 	now     func() time.Time
 
 	// Owned by the call goroutine (Offer, Answer, Arm).
-	out   [2]legSDP   // what was last produced for each leg
-	offer *offerState // the last offer, nil before the first
-	armed bool        // Arm was called
-	secs  []*section  // one per m= line of the session, in order
-	mu    sync.Mutex  // guards the fields below; nothing called under it
-	live  []*section  // sections holding a relay, for Stats and Close
-	stop  bool        // Close has begun
-	err   error       // why the bridge stopped on its own
-	wg    sync.WaitGroup
+	out   [2]legSDP     // what was last produced for each leg
+	offer *offerState   // the last offer, nil before the first
+	armed bool          // Arm was called
+	secs  []*section    // one per m= line of the session, in order
+	mu    sync.Mutex    // guards the fields below; nothing called under it
+	live  []*section    // sections holding a relay, for Stats and Close
+	stop  bool          // Close has begun
+	err   error         // why the bridge stopped on its own
 	done  chan struct{} // closed once, by fail or Close
 	once  sync.Once     // closes done
 	shut  sync.Once     // runs Close's teardown
@@ -253,9 +252,6 @@ func (b *Bridge) Offer(from Leg, sdp []byte) ([]byte, error) {
 		b.secs[i] = s
 		b.live = append(b.live, s)
 	}
-	// Counted under the lock, so that a Close from another goroutine
-	// either waits for these watchers or happened before the commit.
-	b.wg.Add(len(added))
 	b.mu.Unlock()
 	for i, m := range info.Media {
 		s := b.secs[i]
@@ -425,7 +421,6 @@ func (b *Bridge) Close() error {
 				errs = append(errs, err)
 			}
 		}
-		b.wg.Wait()
 		b.cerr = errors.Join(errs...)
 		b.once.Do(func() { close(b.done) })
 	})
@@ -496,6 +491,7 @@ func (b *Bridge) allocate(from Leg, m MediaInfo) (*section, error) {
 		b.pool.Release(s.ports[LegB])
 		return nil, err
 	}
+	r.onStop = b.fail
 	s.relay = r
 	return s, nil
 }
@@ -551,19 +547,12 @@ func (b *Bridge) release(s *section) error {
 	return err
 }
 
-// startRelay starts r and a goroutine that reports it stopping on its own;
-// the caller has added the goroutine to b.wg. The goroutine ends when r
-// stops, which Close makes happen (Start after Close does nothing and Done
-// is then already closed), and Close waits for it.
+// startRelay starts r. A relay stopping on its own (media timeout, socket
+// failure) reports it to the bridge through its stop hook, set before
+// NewRelay's relay is shared (see allocate): no goroutine per relay waits
+// for that. Start after Close does nothing.
 func (b *Bridge) startRelay(r *Relay) {
 	r.Start()
-	go func() {
-		defer b.wg.Done()
-		<-r.Done()
-		if err := r.Err(); err != nil {
-			b.fail(err)
-		}
-	}()
 }
 
 // setPeer gives s's relay leg's new RTP address, unless it is the one it

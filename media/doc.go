@@ -43,8 +43,9 @@
 // [RewriteSDP] and [ParseSDP] are pure functions of their arguments and are
 // safe for concurrent use. A [PortPool] is safe for concurrent use: one
 // mutex, no goroutine, nothing called under the lock. A [Relay] owns its
-// sockets: one reader goroutine per socket plus a timeout checker, all
-// joined by an idempotent Close; the latched peers are atomic pointers and
+// sockets: one reader goroutine per socket, joined by an idempotent Close,
+// and a runtime timer for the media timeout (a deadline checked once per
+// MediaTimeout, not a goroutine); the latched peers are atomic pointers and
 // the counters atomics, so the per-packet path takes no lock and allocates
 // nothing; [Relay.SetPeer] publishes a new peer through the same atomic
 // pointers. A [Bridge] is driven by its call's goroutine (Offer, Answer,

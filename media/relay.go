@@ -35,12 +35,9 @@ const (
 // than forwarded truncated.
 const MaxPacketSize = 1500
 
-// Limits of the timeout check: the relay checks for a media timeout every
-// quarter of MediaTimeout, within these bounds.
-const (
-	minTimeoutCheck = time.Millisecond
-	maxTimeoutCheck = time.Second
-)
+// minTimeoutCheck is the shortest delay between two media timeout checks
+// of a relay (see Relay.check).
+const minTimeoutCheck = time.Millisecond
 
 // LegSockets are the UDP sockets Veil receives one leg's media on, already
 // bound by the caller (see [PortPool.AcquireBound]). The relay sends to the
@@ -227,10 +224,17 @@ type Relay struct {
 	mu      sync.Mutex // guards the fields below and serialises SetPeer
 	started bool
 	closed  bool
+	ended   bool // end ran: the timeout check must not be scheduled again
 	err     error
+	// timeout runs check; nil until the relay is first armed and started.
+	timeout *time.Timer
+	// onStop, when set (by the Bridge, before Start), is called once with
+	// the error when the relay stops on its own (not on Close), from the
+	// goroutine that stopped it. It must not call Close.
+	onStop func(error)
 
 	wg       sync.WaitGroup
-	stop     chan struct{} // closed when the relay stops; ends the timeout check
+	stop     chan struct{} // closed when the relay stops; tells the readers a read error is the stop
 	done     chan struct{} // closed when the relay stops; see Done
 	endOnce  sync.Once
 	closeErr error // of closing the sockets; written once in end
@@ -620,11 +624,13 @@ func (r *Relay) Start() {
 	for _, rd := range r.readers {
 		rd.active.Store(now)
 	}
-	r.wg.Add(len(r.readers) + 1)
+	r.wg.Add(len(r.readers))
 	for _, rd := range r.readers {
 		go rd.run()
 	}
-	go r.watch()
+	if r.armed.Load() {
+		r.scheduleLocked(r.mediaTimeout)
+	}
 }
 
 // SetPeer tells the relay where leg's peer receives media now, as
@@ -675,6 +681,11 @@ func (r *Relay) setRTCPMux(leg Leg, mux bool) {
 func (r *Relay) Arm() {
 	r.armedAt.Store(r.elapsed())
 	r.armed.Store(true)
+	r.mu.Lock()
+	if r.started {
+		r.scheduleLocked(r.mediaTimeout)
+	}
+	r.mu.Unlock()
 }
 
 // disarm turns the media timeout off again until the next Arm: for a media
@@ -717,6 +728,14 @@ func (r *Relay) end(err error) {
 	r.endOnce.Do(func() {
 		r.mu.Lock()
 		r.err = err
+		r.ended = true
+		if r.timeout != nil {
+			r.timeout.Stop()
+		}
+		onStop := r.onStop
+		if err == nil {
+			onStop = nil // Close: the owner knows
+		}
 		r.mu.Unlock()
 		close(r.stop)
 		var errs []error
@@ -727,35 +746,51 @@ func (r *Relay) end(err error) {
 		}
 		r.closeErr = errors.Join(errs...)
 		close(r.done)
+		if onStop != nil {
+			onStop(err)
+		}
 	})
 }
 
-// watch ends the relay with ErrMediaTimeout when, armed, no reader has
-// accepted a packet for MediaTimeout since the later of the last packet and
-// Arm.
-func (r *Relay) watch() {
-	defer r.wg.Done()
-	every := min(max(r.mediaTimeout/4, minTimeoutCheck), maxTimeoutCheck)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-t.C:
-		}
-		if !r.armed.Load() {
-			continue
-		}
-		last := r.armedAt.Load()
-		for _, rd := range r.readers {
-			last = max(last, rd.active.Load())
-		}
-		if r.elapsed()-last >= int64(r.mediaTimeout) {
-			r.end(ErrMediaTimeout)
-			return
-		}
+// scheduleLocked has check run after d, in place of any check already
+// scheduled. r.mu is held.
+//
+// The media timeout is a deadline, not a poll: a relay whose media flows
+// is checked once per MediaTimeout, and one whose call ends first (most
+// calls, with the default 30 s) never, so an idle or short call costs a
+// runtime timer and no goroutine.
+func (r *Relay) scheduleLocked(d time.Duration) {
+	if r.ended {
+		return
 	}
+	if r.timeout == nil {
+		r.timeout = time.AfterFunc(d, r.check)
+		return
+	}
+	r.timeout.Reset(d)
+}
+
+// check ends the relay with ErrMediaTimeout when, armed, no reader has
+// accepted a packet for MediaTimeout since the later of the last packet and
+// Arm; otherwise it looks again when that would next be the case. It runs
+// on the timer's goroutine. Should Close race it, it finds the relay ended
+// and does nothing.
+func (r *Relay) check() {
+	if !r.armed.Load() {
+		return // disarm: Arm schedules the next check
+	}
+	last := r.armedAt.Load()
+	for _, rd := range r.readers {
+		last = max(last, rd.active.Load())
+	}
+	idle := time.Duration(r.elapsed() - last)
+	if idle >= r.mediaTimeout {
+		r.end(ErrMediaTimeout)
+		return
+	}
+	r.mu.Lock()
+	r.scheduleLocked(min(max(r.mediaTimeout-idle, minTimeoutCheck), r.mediaTimeout))
+	r.mu.Unlock()
 }
 
 // Stats returns a snapshot of the relay's counters.

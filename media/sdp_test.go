@@ -405,3 +405,24 @@ func FuzzRewriteSDP(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRewriteSDP is the SDP work of one offer or answer through the
+// Bridge: one parse, one rewrite, of a typical carrier offer.
+func BenchmarkRewriteSDP(b *testing.B) {
+	in, err := os.ReadFile(filepath.Join("testdata", "carrier-offer.sdp"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	leg := legFor(b, in)
+	opts := RewriteOptions{SessionID: testSessionID, SessionVersion: testSessionVersion}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := parse(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.rewrite(leg, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -107,10 +107,37 @@ type B2BUA struct {
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
-	// records counts the call records being written; detach waits for
+	// records counts the call records being written outside the record
+	// writer (before attach, or with its queue full); detach waits for
 	// them (they are never abandoned).
 	records sync.WaitGroup
+
+	// recs takes the records of ended calls to the record writer
+	// (writeRecords), started by attach and stopped by detach. recMu
+	// guards the sends against the close.
+	recMu    sync.Mutex
+	recs     chan *routing.CallRecord
+	recsDone chan struct{}
 }
+
+// Call record writing. Each record is a synced write (it must survive a
+// crash once written); written as each call ends, under load that was one
+// fsync per call or nearly: a tenth of veild's CPU at 1,500 calls a second.
+// The writer instead collects the records of recordBatchWindow and writes
+// them together, concurrently, so that the store commits them behind one
+// or a few fsyncs. A record reaches the disk at most a window later, and
+// Server.Close still waits for every record.
+const (
+	// recordBatchWindow is how long the writer collects records after the
+	// first one before writing them.
+	recordBatchWindow = 10 * time.Millisecond
+	// maxRecordBatch caps the records written together.
+	maxRecordBatch = 256
+	// recordQueue is the capacity of the writer's queue: calls end in
+	// bursts, and a call never waits for the writer (with the queue
+	// full, the call writes its record itself).
+	recordQueue = 4096
+)
 
 // legRef is what the dialog table holds: a call and which of its legs a
 // request belongs to.
@@ -168,7 +195,73 @@ func (b *B2BUA) attach(s *Server) error {
 		return fmt.Errorf("new SIP client: %w", err)
 	}
 	b.srv, b.client = s, client
+	b.recs = make(chan *routing.CallRecord, recordQueue)
+	b.recsDone = make(chan struct{})
+	go b.writeRecords()
 	return nil
+}
+
+// queueRecord hands a call's record to the writer; false when the writer
+// is not running (no server attached, or detached) or its queue is full:
+// the caller then writes the record itself.
+func (b *B2BUA) queueRecord(rec *routing.CallRecord) bool {
+	b.recMu.Lock()
+	defer b.recMu.Unlock()
+	if b.recs == nil {
+		return false
+	}
+	select {
+	case b.recs <- rec:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeRecords is the record writer: batches of records, each written
+// when recordBatchWindow has passed since its first record (or it holds
+// maxRecordBatch), until detach closes the queue; then it writes what is
+// left and returns.
+func (b *B2BUA) writeRecords() {
+	defer close(b.recsDone)
+	batch := make([]*routing.CallRecord, 0, maxRecordBatch)
+	window := time.NewTimer(recordBatchWindow)
+	window.Stop()
+	for rec := range b.recs {
+		batch = append(batch[:0], rec)
+		window.Reset(recordBatchWindow)
+	collect:
+		for len(batch) < maxRecordBatch {
+			select {
+			case r, ok := <-b.recs:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, r)
+			case <-window.C:
+				break collect
+			}
+		}
+		window.Stop()
+		b.writeBatch(batch)
+		clear(batch)
+	}
+}
+
+// writeBatch writes records concurrently and waits for them: the store
+// groups concurrent synced commits behind one fsync.
+func (b *B2BUA) writeBatch(recs []*routing.CallRecord) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, rec := range recs {
+		wg.Go(func() {
+			if err := b.opts.Router.RecordCall(ctx, rec); err != nil {
+				b.log.Error("recording call", "call", rec.ID, "error", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // detach is called by Server.Close once every call handler has returned:
@@ -176,6 +269,14 @@ func (b *B2BUA) attach(s *Server) error {
 func (b *B2BUA) detach() {
 	b.bgCancel()
 	b.bg.Wait()
+	b.recMu.Lock()
+	recs := b.recs
+	b.recs = nil
+	b.recMu.Unlock()
+	if recs != nil {
+		close(recs)
+		<-b.recsDone
+	}
 	b.records.Wait()
 	if b.client != nil {
 		_ = b.client.Close()

@@ -926,9 +926,13 @@ func (c *call) cleanup() {
 	}
 	c.log.Info("call ended", "status", c.rec.Status, "reason", c.rec.EndReason, "duration_ms", c.rec.DurationMS)
 	// The record's synced write takes a disk flush; the call's slot (and
-	// its handler goroutine) is not held for it. Server.Close waits for
-	// these writes (detach).
+	// its handler goroutine) is not held for it: the record writer
+	// batches it with others (see recordBatchWindow). Server.Close waits
+	// for these writes (detach).
 	rec, router, log := c.rec, c.b.opts.Router, c.log
+	if c.b.queueRecord(&rec) {
+		return
+	}
 	c.b.records.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -37,12 +37,15 @@
 //     (hold, resume), retransmits its 2xx until the ACK, and hangs both
 //     legs up on BYE, media timeout, max_call_duration or shutdown. Calls
 //     out of session go to the fallback number when one is configured,
-//     else 404. Each call ends with a record written through the Router.
+//     else 404. Each call ends with a record written through the Router,
+//     by the B2BUA's record writer, which batches the records of 10 ms so
+//     that their synced writes share fsyncs.
 //
 // Not supported yet: INVITEs without SDP (delayed offer, answered 488),
 // reliable provisional responses (100rel/PRACK), INFO, TLS listeners.
 //
 // Concurrency: a *Server is safe for concurrent use; Close is idempotent,
-// cancels every handler's context and joins the listener goroutines and
-// handler calls before it returns.
+// cancels every handler's context and joins the listener goroutines, the
+// handler calls and the record writer (after it has written every queued
+// record) before it returns.
 package sip
