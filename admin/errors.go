@@ -67,6 +67,7 @@ func apiErrorFor(err error) (status int, code, message string) {
 		{smpp.ErrClosed, http.StatusServiceUnavailable, "sms_unavailable"},
 		{smpp.ErrNoRoute, http.StatusServiceUnavailable, "no_sms_route"},
 		{smpp.ErrBadDestination, http.StatusBadRequest, "invalid_request"},
+		{smpp.ErrDestinationIsProxy, http.StatusBadRequest, "invalid_request"},
 		{smpp.ErrEmptyBody, http.StatusBadRequest, "invalid_request"},
 		{smpp.ErrBadText, http.StatusBadRequest, "invalid_request"},
 		{smpp.ErrBadSender, http.StatusBadRequest, "unknown_sender"},

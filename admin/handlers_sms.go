@@ -42,13 +42,9 @@ func (f SMSFuncs) Binds() []smpp.BindStatus {
 }
 
 // MaxMessageChars is the longest body POST /v1/messages takes, in
-// characters (Unicode code points). It is the usual CPaaS limit: at most
-// 11 concatenated GSM 03.38 parts (21 if every character is an extension
-// character, which takes two septets), 24 UCS-2 parts (48 if every
-// character is outside the Basic Multilingual Plane, like emoji), far
-// under the 255 parts a concatenation header can number (the codec's
-// limit, smpp.ErrTooLong, which stays the backstop).
-const MaxMessageChars = 1600
+// characters (Unicode code points): smpp.MaxTextChars, the same limit as
+// relayed messages.
+const MaxMessageChars = smpp.MaxTextChars
 
 func (s *Server) sendMessage(r *http.Request, p principal) (int, any, error) {
 	var req SendMessageRequest

@@ -272,9 +272,7 @@ func (b *bind) serve(ctx context.Context, links []*link) error {
 		}
 		select {
 		case <-ctx.Done():
-			for _, l := range links {
-				_, _ = l.send(pdu.NewUnbind())
-			}
+			b.drain(links, dead)
 			return ctx.Err()
 		case err := <-dead:
 			return err
@@ -300,8 +298,20 @@ func (b *bind) serve(ctx context.Context, links []*link) error {
 }
 
 // submitReady submits queued parts while the window has room and the
-// bind is not paused.
+// bind is not paused. The submits of a burst go out in one write: the
+// link is flushed once the burst ends (window full, queue empty, paused)
+// and before waiting on the rate limiter, so none waits in the buffer.
 func (b *bind) submitReady(ctx context.Context, gen int, l *link) error {
+	err := b.submitBurst(ctx, gen, l)
+	if ferr := l.flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("writing submit_sm: %w", ferr)
+	}
+	return err
+}
+
+// submitBurst queues submits on l until one of submitReady's ends; the
+// caller flushes.
+func (b *bind) submitBurst(ctx context.Context, gen int, l *link) error {
 	for {
 		b.mu.Lock()
 		if len(b.fifo) == 0 || len(b.inflight)+b.pending >= b.cfg.Window {
@@ -329,6 +339,14 @@ func (b *bind) submitReady(ctx context.Context, gen int, l *link) error {
 			continue
 		}
 		if b.limiter != nil {
+			// Only this goroutine takes tokens, and they only grow with
+			// time: below one, Wait sleeps, so what is queued goes first.
+			if b.limiter.Tokens() < 1 {
+				if err := l.flush(); err != nil {
+					b.enqueue(true, job)
+					return fmt.Errorf("writing submit_sm: %w", err)
+				}
+			}
 			if err := b.limiter.Wait(ctx); err != nil {
 				b.enqueue(true, job)
 				return nil
@@ -340,7 +358,7 @@ func (b *bind) submitReady(ctx context.Context, gen int, l *link) error {
 		b.mu.Lock()
 		b.inflight[seq] = &inflight{job: job, gen: gen, sentAt: time.Now()}
 		b.mu.Unlock()
-		if err := l.write(p); err != nil {
+		if err := l.queue(p); err != nil {
 			return fmt.Errorf("writing submit_sm: %w", err)
 		}
 		b.s.metrics.submits.WithLabelValues(b.name).Inc()
@@ -434,7 +452,9 @@ func (b *bind) read(gen int, l *link) error {
 		case *pdu.Unbind:
 			_ = l.write(p.GetResponse())
 			return errors.New("the SMSC unbound")
-		case *pdu.EnquireLinkResp, *pdu.UnbindResp:
+		case *pdu.UnbindResp:
+			return errUnbound // the answer to ours: the bind is stopping
+		case *pdu.EnquireLinkResp:
 		default:
 			if p.CanResponse() {
 				if err := l.genericNack(p.GetSequenceNumber(), data.ESME_RINVCMDID); err != nil {
@@ -445,17 +465,65 @@ func (b *bind) read(gen int, l *link) error {
 	}
 }
 
+// errUnbound ends a link's reader when the SMSC answers Veil's unbind.
+var errUnbound = errors.New("unbound")
+
+// drainGrace bounds how long a stopping bind waits for the responses to
+// its submits in flight (and for their outcome to reach the disk).
+const drainGrace = 2 * time.Second
+
+// drain ends a bind that is stopping: no new submits; the responses to
+// those in flight are awaited (within drainGrace) so that a clean stop
+// does not submit them again on the next start (a duplicate for the
+// recipient); then unbind, and a short wait for the SMSC to close.
+func (b *bind) drain(links []*link, dead <-chan error) {
+	grace := time.NewTimer(drainGrace)
+	defer grace.Stop()
+	outstanding := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.inflight) + b.pending
+	}
+wait:
+	for outstanding() > 0 {
+		select {
+		case <-b.wake:
+		case <-dead:
+			return // the link is gone: nothing more will be answered
+		case <-grace.C:
+			break wait
+		}
+	}
+	for _, l := range links {
+		_, _ = l.send(pdu.NewUnbind())
+	}
+	unbound := time.NewTimer(time.Second)
+	defer unbound.Stop()
+	select {
+	case <-dead: // the SMSC answered unbind_resp and closed
+	case <-unbound.C:
+	}
+}
+
 // throttled pauses the bind's submits after a throttling answer
-// (ESME_RTHROTTLED, ESME_RMSGQFUL): 100 ms, doubling with each such answer
-// until one is accepted, at most max.
+// (ESME_RTHROTTLED, ESME_RMSGQFUL): 100 ms, doubling with each episode
+// until a part is accepted, at most max. Answers that come while the bind
+// is already paused are the rest of the same window, submitted before the
+// pause: they belong to the episode and do not lengthen it (a window of
+// 50 refused at once is one 100 ms pause, not 50 doublings).
 func (b *bind) throttled(max time.Duration) {
+	b.throttledAt(time.Now(), max)
+}
+
+func (b *bind) throttledAt(now time.Time, max time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if now.Before(b.pauseUntil) {
+		return
+	}
 	pause := min(100*time.Millisecond<<min(b.throttleRun, 12), max)
 	b.throttleRun++
-	if until := time.Now().Add(pause); until.After(b.pauseUntil) {
-		b.pauseUntil = until
-	}
+	b.pauseUntil = now.Add(pause)
 }
 
 // accepted ends a run of throttling answers.
@@ -466,9 +534,12 @@ func (b *bind) accepted() {
 }
 
 // windowFreed is called once a response's outcome is on disk.
-func (b *bind) windowFreed() {
+func (b *bind) windowFreed() { b.windowFreedN(1) }
+
+// windowFreedN frees n slots at once (the parts of one commit batch).
+func (b *bind) windowFreedN(n int) {
 	b.mu.Lock()
-	b.pending--
+	b.pending -= n
 	b.mu.Unlock()
 	b.signal()
 }

@@ -56,6 +56,9 @@ var (
 	// ErrBadDestination: the to of an outbound message is not an E.164
 	// number.
 	ErrBadDestination = errors.New("to is not an E.164 number")
+	// ErrDestinationIsProxy: the to of an outbound message is a proxy
+	// number of the pool (the message would come back as an inbound one).
+	ErrDestinationIsProxy = errors.New("to is a proxy number of the pool")
 	// ErrEmptyBody: an outbound message without text.
 	ErrEmptyBody = errors.New("message body is empty")
 	// ErrNoRoute: no carrier with an SMPP bind carries messages to the

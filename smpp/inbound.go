@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/linxGnu/gosmpp/pdu"
 
@@ -230,7 +231,7 @@ func (s *Service) relayInbound(c *commit, carrier, from, to, text string, parts 
 		if re.Fallback == "" {
 			in.Status, in.Reason = routing.MsgRejected, reasonOf(re.Reason)
 			s.metrics.inbound.WithLabelValues(carrier, "rejected").Inc()
-			if s.opts.SMS.AutoReply != "" && !errors.Is(re.Reason, routing.ErrUnknownNumber) {
+			if s.opts.SMS.AutoReply != "" && !errors.Is(re.Reason, routing.ErrUnknownNumber) && s.mayAutoReply(carrier, from, to) {
 				// In the closed session's thread when there is one, so a
 				// reviewer sees what the sender was told.
 				if m, err := s.newOut(to, from, s.opts.SMS.AutoReply, routing.MessageRecord{Origin: "auto_reply", Related: in.ID, SessionID: in.SessionID}); err == nil {
@@ -246,6 +247,12 @@ func (s *Service) relayInbound(c *commit, carrier, from, to, text string, parts 
 	} else {
 		in.SessionID = dec.SessionID
 	}
+	if utf8.RuneCountInString(text) > MaxTextChars {
+		in.Status, in.Reason = routing.MsgRejected, "too_long"
+		s.metrics.inbound.WithLabelValues(carrier, "rejected").Inc()
+		c.records = append(c.records, in)
+		return
+	}
 	m, err := s.newOut(src, dst, text, routing.MessageRecord{Origin: "relay", Related: in.ID, SessionID: in.SessionID})
 	if err != nil {
 		in.Status, in.Reason = routing.MsgRejected, reasonFor(err)
@@ -255,6 +262,48 @@ func (s *Service) relayInbound(c *commit, carrier, from, to, text string, parts 
 	in.Related = m.rec.ID
 	c.records = append(c.records, in)
 	s.startOut(c, m)
+}
+
+// MaxTextChars is the longest text Veil sends, relayed or from the API, in
+// characters (Unicode code points): the usual CPaaS limit, at most 11
+// concatenated GSM 03.38 parts (21 when every character is an extension
+// character) or 24 UCS-2 parts (49 when every character is outside the
+// Basic Multilingual Plane, like emoji).
+const MaxTextChars = 1600
+
+// autoReplyEvery is how often one sender gets the auto-reply from one
+// proxy number at most.
+const autoReplyEvery = time.Hour
+
+// mayAutoReply (committer) says whether the auto-reply goes to from for a
+// message to proxy: never to a number of the pool or a sender id (two
+// gateways, or a carrier looping messages back, would answer each other
+// for ever), and once per autoReplyEvery per sender and proxy.
+func (s *Service) mayAutoReply(carrier, from, proxy string) bool {
+	if s.senders[from] {
+		return false
+	}
+	if _, err := s.rt.GetNumber(from); err == nil {
+		return false
+	}
+	now := s.now()
+	k := from + "/" + proxy
+	if last, ok := s.replied[k]; ok && now.Sub(last) < autoReplyEvery {
+		s.metrics.inbound.WithLabelValues(carrier, "auto_reply_suppressed").Inc()
+		return false
+	}
+	if len(s.replied) >= 1<<16 {
+		for k, t := range s.replied {
+			if now.Sub(t) >= autoReplyEvery {
+				delete(s.replied, k)
+			}
+		}
+		if len(s.replied) >= 1<<16 {
+			clear(s.replied)
+		}
+	}
+	s.replied[k] = now
+	return true
 }
 
 func reasonOf(err error) string {

@@ -35,7 +35,10 @@ type link struct {
 	br  *bufio.Reader
 	wmu sync.Mutex
 	bw  *bufio.Writer
-	seq atomic.Int32
+	// werr is the first failed write (under wmu): it closed nc, and the
+	// reader reports it rather than the closed connection.
+	werr error
+	seq  atomic.Int32
 	// lastRead is the unix nanosecond of the last PDU read (liveness).
 	lastRead atomic.Int64
 }
@@ -114,24 +117,88 @@ func (l *link) nextSeq() int32 {
 	}
 }
 
-// send numbers a request and writes it; it returns the number.
+// send numbers a request, writes it and flushes; it returns the number.
 func (l *link) send(p pdu.PDU) (int32, error) {
 	seq := l.nextSeq()
 	p.SetSequenceNumber(seq)
 	return seq, l.write(p)
 }
 
-// write writes p as it is (responses keep the request's number).
+// writeTimeout bounds one write to the connection: an SMSC that stops
+// reading for that long loses the link.
+const writeTimeout = 10 * time.Second
+
+// write writes p as it is (responses keep the request's number) and
+// flushes what the link holds: for the PDUs that go alone (bind,
+// enquire_link and its response, unbind, generic_nack).
 func (l *link) write(p pdu.PDU) error {
-	buf := pdu.NewBuffer(make([]byte, 0, 256))
-	p.Marshal(buf)
+	b := marshalPDU(p)
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	_ = l.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := l.bw.Write(buf.Bytes()); err != nil {
+	if err := l.bufferLocked(b); err != nil {
 		return err
 	}
-	return l.bw.Flush()
+	return l.flushLocked()
+}
+
+// queue writes p into the link's buffer without flushing: the PDUs of a
+// burst (submit_sm, and the deliver_sm_resps of a commit batch) go out
+// in one write. Whoever queues must call flush once its burst ends,
+// before it waits for anything: nothing else flushes for it.
+func (l *link) queue(p pdu.PDU) error {
+	b := marshalPDU(p)
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.bufferLocked(b)
+}
+
+// flush writes what the link holds, if anything.
+func (l *link) flush() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.flushLocked()
+}
+
+func marshalPDU(p pdu.PDU) []byte {
+	buf := pdu.NewBuffer(make([]byte, 0, 256))
+	p.Marshal(buf)
+	return buf.Bytes()
+}
+
+// bufferLocked (wmu held) adds b to the buffer. A failed write closes the
+// connection: the reader then fails and the bind's owner drops the link
+// and requeues what was in flight, whichever goroutine wrote.
+func (l *link) bufferLocked(b []byte) error {
+	if len(b) > l.bw.Available() {
+		// bufio writes to the connection now: bound it.
+		_ = l.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	}
+	if _, err := l.bw.Write(b); err != nil {
+		l.writeFailed(err)
+		return err
+	}
+	return nil
+}
+
+// flushLocked (wmu held) flushes the buffer; see bufferLocked for errors.
+func (l *link) flushLocked() error {
+	if l.bw.Buffered() == 0 {
+		return l.bw.Flush() // nil, or the error of an earlier write
+	}
+	_ = l.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := l.bw.Flush(); err != nil {
+		l.writeFailed(err)
+		return err
+	}
+	return nil
+}
+
+// writeFailed (wmu held) drops the connection after a failed write.
+func (l *link) writeFailed(err error) {
+	if l.werr == nil {
+		l.werr = err
+	}
+	l.nc.Close()
 }
 
 // read reads one PDU. It returns the header with a nil PDU and a nil
@@ -141,6 +208,12 @@ func (l *link) write(p pdu.PDU) error {
 func (l *link) read() (pdu.Header, pdu.PDU, error) {
 	var hb [16]byte
 	if _, err := io.ReadFull(l.br, hb[:]); err != nil {
+		l.wmu.Lock()
+		werr := l.werr
+		l.wmu.Unlock()
+		if werr != nil {
+			return pdu.Header{}, nil, fmt.Errorf("writing to the SMSC: %w", werr)
+		}
 		return pdu.Header{}, nil, err
 	}
 	h := pdu.ParseHeader(hb)

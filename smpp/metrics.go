@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "veil_smpp_submits_total", Help: "submit_sm sent, by carrier (resubmits included).",
 		}, []string{"carrier"}),
 		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "veil_smpp_submit_responses_total", Help: "submit_sm responses by carrier and outcome (accepted, retry, failed).",
+			Name: "veil_smpp_submit_responses_total", Help: "submit_sm responses by carrier and outcome (accepted, accepted_without_id, retry, failed).",
 		}, []string{"carrier", "outcome"}),
 		receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veil_smpp_receipts_total", Help: "Delivery receipts by carrier and result (matched, held before their submit_sm_resp, unmatched: dropped after waiting 10 min for it, unreadable).",

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +83,8 @@ type Service struct {
 	dlrFIFO []string               // dlrIdx keys in insertion order
 	held    map[string]heldReceipt // carrier/canonical id -> receipt
 	groups  map[string]*moGroup    // inbound reassembly
+	replied map[string]time.Time   // sender/proxy -> last auto-reply
+	maxHeld int                    // cap on held, maxHeldReceipts
 	// relayedGroups: inbound concatenated messages relayed whole in the
 	// last reassembly timeout (group key -> when), to drop resent parts.
 	relayedGroups map[string]time.Time
@@ -136,6 +139,16 @@ const heldReceiptTTL = 10 * time.Minute
 type op struct {
 	apply func(c *commit)
 	done  func(err error)
+	// reply, when set, is the deliver_sm_resp answered on replyOn once
+	// the batch is synced (after done): the replies of a batch are
+	// queued, then each link flushed once.
+	reply   *pdu.DeliverSMResp
+	replyOn *link
+	// frees, when set, is the bind whose window slot the op's part held
+	// until its outcome is on disk: freed after the batch (after done),
+	// all of a batch's at once, so the bind's next submits go out in one
+	// burst rather than one per wake-up.
+	frees *bind
 }
 
 // commit is one batch being built by the committer.
@@ -160,6 +173,8 @@ func New(opts Options) (*Service, error) {
 		ops:    make(chan *op, 4096),
 		active: make(map[string]*outMsg), dlrIdx: make(map[string]string),
 		held: make(map[string]heldReceipt), groups: make(map[string]*moGroup),
+		replied:       make(map[string]time.Time),
+		maxHeld:       maxHeldReceipts,
 		relayedGroups: make(map[string]time.Time),
 		final:         make(map[string]*routing.MessageRecord),
 	}
@@ -261,6 +276,13 @@ func newID(now time.Time) string {
 	return fmt.Sprintf("SM%012x%016x", now.UnixMilli(), binary.BigEndian.Uint64(r[:]))
 }
 
+// submitFromBind hands the committer an op of a bind's reader (a
+// response, a receipt, an inbound message). Unlike submitOp it is not
+// refused once the service is closing: a stopping bind drains its
+// responses through the committer, which Run stops only after every
+// bind (and so every reader) has returned.
+func (s *Service) submitFromBind(o *op) { s.ops <- o }
+
 // submitOp hands an op to the committer; it fails once the service is
 // closed.
 func (s *Service) submitOp(o *op) error {
@@ -281,6 +303,9 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (*routing.MessageRe
 	}
 	if req.Body == "" {
 		return nil, ErrEmptyBody
+	}
+	if _, err := s.rt.GetNumber(req.To); err == nil {
+		return nil, ErrDestinationIsProxy
 	}
 	if !s.senders[req.From] {
 		if _, err := s.rt.GetNumber(req.From); err != nil {
@@ -424,10 +449,14 @@ func address(v string) pdu.Address {
 // generic_nack) of job.
 func (s *Service) submitted(b *bind, job *partJob, st data.CommandStatusType, carrierID string) {
 	outcome := outcomeOf(st)
+	label := outcomeName(outcome)
 	if outcome == Accepted && strings.TrimSpace(carrierID) == "" {
-		outcome = Retry // an accepted part without an id cannot be matched
+		// Accepted without a message id: the SMSC has it, so it must not
+		// be sent again; no receipt can be matched to it, so it stays
+		// "sent".
+		label = "accepted_without_id"
 	}
-	s.metrics.responses.WithLabelValues(b.name, outcomeName(outcome)).Inc()
+	s.metrics.responses.WithLabelValues(b.name, label).Inc()
 	switch outcome {
 	case Retry:
 		job.attempts++
@@ -454,11 +483,10 @@ func (s *Service) submitted(b *bind, job *partJob, st data.CommandStatusType, ca
 				c.s.refuse(c, job, st)
 			}
 		},
-		done: func(error) { b.windowFreed() },
+		done:  func(error) {},
+		frees: b,
 	}
-	if err := s.submitOp(o); err != nil {
-		b.windowFreed()
-	}
+	s.submitFromBind(o)
 }
 
 func outcomeName(o Outcome) string {
@@ -492,11 +520,13 @@ func (s *Service) accept(c *commit, job *partJob, carrierID string) {
 		part.Status, part.Error, part.DoneAt = routing.MsgSent, "", nil
 	}
 	part.SubmittedAt = &now
-	canon := IDForms(part.CarrierID)[0]
-	val := m.rec.ID + "/" + strconv.Itoa(job.idx)
-	c.b.Set(store.Key(store.PrefixDLR, m.q.Carrier, canon), []byte(val))
-	c.b.Set(dlrTimeKey(now, m.q.Carrier, canon), []byte(val))
-	s.rememberDLR(m.q.Carrier+"/"+canon, val)
+	if forms := IDForms(part.CarrierID); len(forms) > 0 {
+		canon := forms[0]
+		val := m.rec.ID + "/" + strconv.Itoa(job.idx)
+		c.b.Set(store.Key(store.PrefixDLR, m.q.Carrier, canon), []byte(val))
+		c.b.Set(dlrTimeKey(now, m.q.Carrier, canon), []byte(val))
+		s.rememberDLR(m.q.Carrier+"/"+canon, val)
+	}
 	// A receipt may have come first.
 	for _, f := range IDForms(part.CarrierID) {
 		k := m.q.Carrier + "/" + f
@@ -571,6 +601,13 @@ func (s *Service) forgetDLR(c *commit, carrier string, part *routing.MessagePart
 // deletes the part's receipt index rows in the same batch.
 func (s *Service) applyReceipt(c *commit, m *outMsg, idx int, h heldReceipt) {
 	part := &m.rec.Parts[idx]
+	switch part.Status {
+	case routing.MsgDelivered, routing.MsgFailed, routing.MsgExpired:
+		// The first final state wins: a late or repeated receipt (or a
+		// carrier that sends DELIVRD then UNDELIV) changes nothing.
+		s.metrics.receipts.WithLabelValues(m.rec.Carrier, "after_final").Inc()
+		return
+	}
 	switch h.State {
 	case Delivered:
 		part.Status = routing.MsgDelivered
@@ -590,7 +627,10 @@ func (s *Service) applyReceipt(c *commit, m *outMsg, idx int, h heldReceipt) {
 		at = *part.SubmittedAt
 	}
 	part.DoneAt = &at
-	s.forgetDLR(c, m.rec.Carrier, part)
+	if h.State != Unknown {
+		// Unknown may still be settled by a later receipt: keep its row.
+		s.forgetDLR(c, m.rec.Carrier, part)
+	}
 	s.aggregate(m)
 }
 
@@ -738,8 +778,32 @@ func (s *Service) commitBatch(batch []*op) {
 			f()
 		}
 	}
+	var flush []*link
+	var freed map[*bind]int
 	for _, o := range batch {
 		o.done(err)
+		if o.frees != nil {
+			if freed == nil {
+				freed = make(map[*bind]int)
+			}
+			freed[o.frees]++
+		}
+		if o.reply == nil {
+			continue
+		}
+		if err != nil {
+			o.reply.CommandStatus = data.ESME_RSYSERR
+		}
+		// A failed write closes the link (its reader and bind see it).
+		if o.replyOn.queue(o.reply) == nil && !slices.Contains(flush, o.replyOn) {
+			flush = append(flush, o.replyOn)
+		}
+	}
+	for _, l := range flush {
+		_ = l.flush()
+	}
+	for b, n := range freed {
+		b.windowFreedN(n)
 	}
 }
 
@@ -815,13 +879,7 @@ func (s *Service) lookupDLR(carrier, id string) (*outMsg, int, bool) {
 // an inbound message. The deliver_sm_resp goes out once what it carries
 // is on disk.
 func (s *Service) delivered(b *bind, l *link, p *pdu.DeliverSM) {
-	resp := p.GetResponse()
-	reply := func(err error) {
-		if err != nil {
-			resp.(*pdu.DeliverSMResp).CommandStatus = data.ESME_RSYSERR
-		}
-		_ = l.write(resp)
-	}
+	resp := p.GetResponse().(*pdu.DeliverSMResp)
 	var o *op
 	if p.EsmClass&0x3C == data.SM_SMSC_DLV_RCPT_TYPE || p.EsmClass&0x3C == 0x08 || p.EsmClass&0x3C == 0x10 {
 		o = s.receiptOp(b, p)
@@ -829,21 +887,21 @@ func (s *Service) delivered(b *bind, l *link, p *pdu.DeliverSM) {
 		o = s.inboundOp(b, p)
 	}
 	if o == nil {
-		resp.(*pdu.DeliverSMResp).CommandStatus = data.ESME_RX_P_APPN
+		resp.CommandStatus = data.ESME_RX_P_APPN
 		_ = l.write(resp)
 		return
 	}
-	inner := o.done
-	o.done = func(err error) {
-		if inner != nil {
-			inner(err)
-		}
-		reply(err)
+	if o.done == nil {
+		o.done = func(error) {}
 	}
-	if err := s.submitOp(o); err != nil {
-		reply(err)
-	}
+	// commitBatch answers (queued, then flushed with the batch's others).
+	o.reply, o.replyOn = resp, l
+	s.submitFromBind(o)
 }
+
+// maxHeldReceipts bounds the receipts held for a submit_sm_resp not yet
+// seen (a receipt normally waits milliseconds; held ones expire anyway).
+const maxHeldReceipts = 100_000
 
 // receiptOp reads a delivery receipt: the receipted_message_id and
 // message_state TLVs when present, else the receipt text.
@@ -881,6 +939,13 @@ func (s *Service) receiptOp(b *bind, p *pdu.DeliverSM) *op {
 		m, idx, ok := s.lookupDLR(b.name, id)
 		if !ok {
 			canon := IDForms(id)[0]
+			if len(s.held) >= s.maxHeld {
+				// A flood of receipts for ids Veil never got (a carrier's
+				// bug or a hostile SMSC) must not fill memory and disk:
+				// past the cap they are answered and dropped.
+				s.metrics.receipts.WithLabelValues(b.name, "dropped").Inc()
+				return
+			}
 			s.held[b.name+"/"+canon] = h
 			data, _ := json.Marshal(h)
 			c.b.Set(store.Key(store.PrefixDLRHeld, b.name, canon), data)

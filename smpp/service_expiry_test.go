@@ -231,11 +231,12 @@ func TestReceiptIndexBounded(t *testing.T) {
 	if n, m := len(rows(store.PrefixDLR)), len(rows(store.PrefixDLRTime)); n != 3 || m != 3 {
 		t.Fatalf("after 3 acceptances: %d dlr/ and %d dlrtime/ rows, want 3 and 3", n, m)
 	}
-	// Final receipts: part 1 delivered; part 2 unknown (final for Veil
-	// too). An ENROUTE receipt is not final and keeps the row.
+	// Final receipts: part 1 delivered; part 2 undeliverable. An ENROUTE
+	// receipt is not final and keeps the row (so does UNKNOWN, which a
+	// later receipt may still settle).
 	h.receipt("d1", "DELIVRD")
 	h.receipt("5", "ENROUTE")
-	h.receipt("D2", "UNKNOWN")
+	h.receipt("D2", "UNDELIV")
 	if got := rows(store.PrefixDLR); len(got) != 1 || got[0] != string(store.Key(store.PrefixDLR, "c1", "5")) {
 		t.Errorf("dlr/ rows after the final receipts: %q, want only c1/5", got)
 	}
@@ -245,8 +246,8 @@ func TestReceiptIndexBounded(t *testing.T) {
 	if _, ok := s.dlrIdx["c1/d1"]; ok {
 		t.Error("the in-memory index still has the delivered part")
 	}
-	if rec, _ := e.rt.GetMessage(context.Background(), delivered.rec.ID); rec.Status != routing.MsgUnknown {
-		t.Errorf("delivered + unknown: %q, want unknown", rec.Status)
+	if rec, _ := e.rt.GetMessage(context.Background(), delivered.rec.ID); rec.Status != routing.MsgFailed {
+		t.Errorf("delivered + undeliverable: %q, want failed", rec.Status)
 	}
 
 	// Id "5" is reused by the carrier for a newer part a bucket later.
