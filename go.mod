@@ -9,9 +9,8 @@ require (
 	github.com/pion/sdp/v3 v3.0.20
 	github.com/prometheus/client_golang v1.25.0
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/time v0.16.0
 )
-
-require golang.org/x/time v0.16.0 // indirect
 
 require (
 	github.com/DataDog/zstd v1.5.7 // indirect
