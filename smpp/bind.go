@@ -87,6 +87,13 @@ func newBind(s *Service, c configs.Carrier) (*bind, error) {
 		state:    BindDown,
 		since:    s.now(),
 	}
+	if n := len(b.password); n > 8 || len(c.SMPP.SystemID) > 15 {
+		// SMPP 3.4 §5.2.1-2: password at most 8 characters, system_id
+		// at most 15. Some SMSCs take longer ones, others cut or refuse
+		// them: say so once, never the password itself.
+		b.log.Warn("smpp credentials longer than SMPP 3.4 allows (password 8, system_id 15): the SMSC may refuse the bind",
+			"password_chars", n, "system_id_chars", len(c.SMPP.SystemID))
+	}
 	if c.SMPP.TPS > 0 {
 		b.limiter = rate.NewLimiter(rate.Limit(c.SMPP.TPS), max(1, c.SMPP.TPS/10))
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -246,6 +247,14 @@ func (s *Service) relayInbound(c *commit, carrier, from, to, text string, parts 
 		dst, src = re.Fallback, to
 	} else {
 		in.SessionID = dec.SessionID
+	}
+	if strings.TrimSpace(text) == "" {
+		// Nothing to say (an empty short_message, or a UDH alone): B
+		// is not sent a blank SMS.
+		in.Status, in.Reason = routing.MsgRejected, "empty"
+		s.metrics.inbound.WithLabelValues(carrier, "rejected").Inc()
+		c.records = append(c.records, in)
+		return
 	}
 	if utf8.RuneCountInString(text) > MaxTextChars {
 		in.Status, in.Reason = routing.MsgRejected, "too_long"

@@ -223,3 +223,42 @@ func TestThrottlePerEpisode(t *testing.T) {
 		t.Errorf("after an acceptance the pause is %v, want 100ms again", got)
 	}
 }
+
+// TestInboundNotRelayed: in session, an empty text (or blanks only) and
+// one over MaxTextChars are recorded as rejected with their reason, and
+// nothing goes to B.
+func TestInboundNotRelayed(t *testing.T) {
+	e := newEnv(t)
+	const sender = "+15550100101"
+	if _, err := e.rt.CreateSession(context.Background(), routing.CreateSessionRequest{Participants: []string{sender, testDest}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	h := newHarness(t, e, configs.SMS{}, &now)
+	long := make([]rune, MaxTextChars+1)
+	for i := range long {
+		long[i] = 'a'
+	}
+	for _, tc := range []struct{ text, reason string }{
+		{"", "empty"},
+		{"  \n", "empty"},
+		{string(long), "too_long"},
+	} {
+		var in *routing.MessageRecord
+		h.apply(func(c *commit) {
+			c.s.relayInbound(c, "c1", sender, testProxy, tc.text, 1, false)
+			in = c.records[len(c.records)-1]
+		})
+		if in.Status != routing.MsgRejected || in.Reason != tc.reason {
+			t.Errorf("%d characters: status %q reason %q, want rejected %q", len(tc.text), in.Status, in.Reason, tc.reason)
+		}
+		if len(h.s.active) != 0 {
+			t.Fatalf("%d characters: %d messages queued for B, want none", len(tc.text), len(h.s.active))
+		}
+	}
+	// A normal text in session is relayed (the harness can fail).
+	h.apply(func(c *commit) { c.s.relayInbound(c, "c1", sender, testProxy, "hello", 1, false) })
+	if len(h.s.active) != 1 {
+		t.Errorf("%d messages queued for B after a normal text, want 1", len(h.s.active))
+	}
+}
