@@ -94,6 +94,7 @@ func (s *Server) listCarriers(r *http.Request, _ principal) (int, any, error) {
 		out.Carriers[i] = CarrierBind{
 			Carrier: b.Carrier, Address: b.Address, BindType: b.BindType, State: b.State, Since: b.Since,
 			Window: b.Window, InFlight: b.InFlight, Queued: b.Queued, Reconnects: b.Reconnects, LastError: b.LastError,
+			PausedUntil: b.PausedUntil,
 		}
 	}
 	return http.StatusOK, out, nil

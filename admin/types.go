@@ -276,6 +276,9 @@ type CarrierBind struct {
 	Queued     int    `json:"queued"`
 	Reconnects int    `json:"reconnects"`
 	LastError  string `json:"last_error,omitempty"`
+	// PausedUntil is set while the bind holds its submits after the SMSC
+	// answered throttled or queue full.
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
 }
 
 // CarrierList is the body of GET /v1/carriers.

@@ -44,4 +44,7 @@ type BindStatus struct {
 	// LastError is the last bind or connection error, if any (never a
 	// password).
 	LastError string `json:"last_error,omitempty"`
+	// PausedUntil is set while the bind holds its submits because the
+	// SMSC answered throttled or queue full.
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
 }

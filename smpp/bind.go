@@ -175,11 +175,15 @@ func boolFloat(v bool) float64 {
 func (b *bind) status() BindStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BindStatus{
+	st := BindStatus{
 		Carrier: b.name, Address: b.cfg.Address, BindType: b.cfg.BindType,
 		State: b.state, Since: b.since, Window: b.cfg.Window, InFlight: len(b.inflight) + b.pending,
 		Queued: len(b.fifo), Reconnects: b.reconnects, LastError: b.lastErr,
 	}
+	if until := b.pauseUntil; time.Now().Before(until) {
+		st.PausedUntil = &until
+	}
+	return st
 }
 
 // run owns the bind until ctx ends: connect, serve, back off, again.

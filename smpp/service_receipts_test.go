@@ -222,6 +222,14 @@ func TestThrottlePerEpisode(t *testing.T) {
 	if got := b.pauseUntil.Sub(t2); got != 100*time.Millisecond {
 		t.Errorf("after an acceptance the pause is %v, want 100ms again", got)
 	}
+	if st := b.status(); st.PausedUntil != nil {
+		t.Errorf("status shows a pause that ended: %v", st.PausedUntil)
+	}
+	b.accepted()
+	b.throttled(time.Minute)
+	if st := b.status(); st.PausedUntil == nil || !st.PausedUntil.After(time.Now()) {
+		t.Errorf("status during a pause: paused_until %v, want a time ahead", st.PausedUntil)
+	}
 }
 
 // TestInboundNotRelayed: in session, an empty text (or blanks only) and
