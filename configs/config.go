@@ -567,9 +567,13 @@ func (s *SIP) validate(p *problems) {
 	first := make(map[string]int, len(s.Listen))
 	for i, uri := range s.Listen {
 		path := fmt.Sprintf("sip.listen[%d]", i)
-		if _, _, err := SplitListen(uri); err != nil {
+		transport, _, err := SplitListen(uri)
+		if err != nil {
 			p.addf(path, "%v", err)
 			continue
+		}
+		if transport == "tls" {
+			p.addf(path, "tls listeners are not supported yet (certificates come with secure calls): use udp:// or tcp://")
 		}
 		if j, dup := first[uri]; dup {
 			p.addf(path, "duplicate of sip.listen[%d]", j)
@@ -632,6 +636,9 @@ func (cr *Carrier) validate(p *problems, path string) {
 			p.addf(path+".address", "%s", msg)
 		}
 		checkEnum(p, path+".transport", s.Transport, "udp", "tcp", "tls")
+		if s.Transport == "tls" {
+			p.addf(path+".transport", "tls is not supported yet (it comes with secure calls): use udp or tcp")
+		}
 		for i, cidr := range s.InboundCIDRs {
 			if _, err := netip.ParsePrefix(cidr); err != nil {
 				p.addf(fmt.Sprintf("%s.inbound_cidrs[%d]", path, i), "%q is not a CIDR prefix like 192.0.2.0/24", cidr)

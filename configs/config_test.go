@@ -120,13 +120,13 @@ func TestParseValues(t *testing.T) {
 data_dir: /var/lib/veil
 log: {level: debug, format: json}
 admin: {listen: ":9090", token_env: MY_TOKEN, read_timeout: 1m30s, write_timeout: 500ms, max_body_bytes: 4096}
-sip: {listen: ["tls://[::1]:5061"]}
+sip: {listen: ["tcp://[::1]:5061"]}
 media: {address: "::1", port_min: 40000, port_max: 40001}
 sessions: {default_ttl: 1h, max_ttl: 2h, sweep_interval: 250ms}
 fallback_number: "+442079460000"
 carriers:
   - name: voice-only
-    sip: {address: "sip.example.net:5061", transport: tls, number_format: e164_noplus}
+    sip: {address: "sip.example.net:5061", transport: tcp, number_format: e164_noplus}
   - name: sms_only
     smpp: {address: "smsc.example.net:2775", system_id: veil, tps: 30, bind_type: transmitter_receiver, window: 1000}
   - name: both
@@ -138,7 +138,7 @@ carriers:
 		Log:     Log{Level: "debug", Format: "json"},
 		Admin: Admin{Listen: ":9090", TokenEnv: "MY_TOKEN", ReadTimeout: 90 * time.Second,
 			WriteTimeout: 500 * time.Millisecond, IdleTimeout: 120 * time.Second, MaxBodyBytes: 4096},
-		SIP:      SIP{Listen: []string{"tls://[::1]:5061"}, RingTimeout: time.Minute, MaxCallDuration: 4 * time.Hour, SocketBuffer: 4 << 20},
+		SIP:      SIP{Listen: []string{"tcp://[::1]:5061"}, RingTimeout: time.Minute, MaxCallDuration: 4 * time.Hour, SocketBuffer: 4 << 20},
 		Media:    Media{Address: "::1", PortMin: 40000, PortMax: 40001, MediaTimeout: 30 * time.Second},
 		Sessions: Sessions{DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour, SweepInterval: 250 * time.Millisecond},
 		Shutdown: Shutdown{DrainDelay: 2 * time.Second, DrainTimeout: 30 * time.Second},
@@ -146,7 +146,7 @@ carriers:
 			Validity: 24 * time.Hour, ReceiptWait: 72 * time.Hour},
 		FallbackNumber: "+442079460000",
 		Carriers: []Carrier{
-			{Name: "voice-only", SIP: &CarrierSIP{Address: "sip.example.net:5061", Transport: "tls", NumberFormat: "e164_noplus"}},
+			{Name: "voice-only", SIP: &CarrierSIP{Address: "sip.example.net:5061", Transport: "tcp", NumberFormat: "e164_noplus"}},
 			{Name: "sms_only", SMPP: &CarrierSMPP{Address: "smsc.example.net:2775", SystemID: "veil", Window: 1000, TPS: 30, BindType: "transmitter_receiver", EnquireLink: 30 * time.Second}},
 			// Nested defaults are applied per carrier.
 			{Name: "both", SIP: &CarrierSIP{Address: "192.0.2.1:5060", Transport: "udp", NumberFormat: "e164"},
@@ -260,7 +260,11 @@ func TestValidate(t *testing.T) {
 		{"sip listen duplicate", func(c *Config) {
 			c.SIP.Listen = []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060", "udp://127.0.0.1:5060"}
 		}, "sip.listen[2]: duplicate of sip.listen[0]"},
-		{"sip listen all interfaces", func(c *Config) { c.SIP.Listen = []string{"udp://:5060", "tcp://0.0.0.0:5060", "tls://[::]:5061"} }, ""},
+		{"sip listen all interfaces", func(c *Config) { c.SIP.Listen = []string{"udp://:5060", "tcp://0.0.0.0:5060", "tcp://[::]:5061"} }, ""},
+		{"sip listen tls not yet", func(c *Config) { c.SIP.Listen = []string{"tls://127.0.0.1:5061"} },
+			"sip.listen[0]: tls listeners are not supported yet (certificates come with secure calls): use udp:// or tcp://"},
+		{"carrier sip tls not yet", func(c *Config) { c.Carriers[0].SIP.Transport = "tls" },
+			"carriers[0].sip.transport: tls is not supported yet (it comes with secure calls): use udp or tcp"},
 
 		{"media address hostname", func(c *Config) { c.Media.Address = "localhost" },
 			`media.address: "localhost" is not an IP address`},

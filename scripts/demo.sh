@@ -65,7 +65,11 @@ done
 [ -n "$addr" ] || { cat "$work/veild.log"; echo "demo: veild not ready" >&2; exit 1; }
 
 export VEIL_URL="http://$addr" VEIL_TOKEN="$VEIL_ADMIN_TOKEN"
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+	step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+	step() { printf '\n== %s\n' "$*"; }
+fi
 
 step "veild is up on $VEIL_URL ($(./bin/veild version))"
 step "add proxy number +15550100001 (carrier1) to the pool"
@@ -94,7 +98,11 @@ sipp -sf e2e/testdata/sipp/uas_answer.xml -i 127.0.0.1 -mi 127.0.0.1 -p 5070 -mp
 	-rtp_echo -m 1 -nostdin -timeout 30s -timeout_error \
 	-trace_msg -message_file "$work/callee.log" > "$work/callee.out" 2>&1 &
 callee=$!
-wait_udp 5070
+if ! wait_udp 5070; then
+	tail -20 "$work/callee.out"
+	echo "demo: SIPp (the host's carrier) did not start: is udp port 5070 or 31000-31003 in use?" >&2
+	exit 1
+fi
 
 step "the guest +15550100101 calls $proxy through carrier2 (SIPp on 127.0.0.2; 7 s of G.711 audio, then hangs up)"
 if ! sipp -sf e2e/testdata/sipp/uac_call.xml -s "$proxy" -set caller +15550100101 \
