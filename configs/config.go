@@ -105,6 +105,15 @@ type SIP struct {
 	// answered 503 at once. 0 (the default) derives it from the open-file
 	// limit, since each call holds four media sockets.
 	MaxCalls int `yaml:"max_calls"`
+	// MaxTCPConns caps the SIP TCP connections open at once on each TCP
+	// listener; past it a new connection is accepted and closed at once,
+	// so that idle connections cannot exhaust the open-file limit. 0 (the
+	// default) derives it from the open-file limit.
+	MaxTCPConns int `yaml:"max_tcp_connections"`
+	// TCPIdleTimeout closes a SIP TCP connection on which nothing arrived
+	// for this long. Carriers keep TCP trunks open with keepalives, which
+	// count as traffic. Default 5m.
+	TCPIdleTimeout time.Duration `yaml:"tcp_idle_timeout"`
 }
 
 // Media configures the RTP relay.
@@ -457,6 +466,7 @@ func (c *Config) setDefaults() {
 	setZero(&c.SIP.RingTimeout, 60*time.Second)
 	setZero(&c.SIP.MaxCallDuration, 4*time.Hour)
 	setZero(&c.SIP.SocketBuffer, 4<<20)
+	setZero(&c.SIP.TCPIdleTimeout, 5*time.Minute)
 	setZero(&c.Media.MediaTimeout, 30*time.Second)
 	setZero(&c.Media.Address, "127.0.0.1")
 	setZero(&c.Media.PortMin, 20000)
@@ -589,6 +599,10 @@ func (s *SIP) validate(p *problems) {
 	if s.SocketBuffer < 0 {
 		p.addf("sip.socket_buffer", "must not be negative, got %d", s.SocketBuffer)
 	}
+	if s.MaxTCPConns < 0 {
+		p.addf("sip.max_tcp_connections", "must not be negative, got %d", s.MaxTCPConns)
+	}
+	checkPositive(p, "sip.tcp_idle_timeout", s.TCPIdleTimeout)
 }
 
 func (m *Media) validate(p *problems) {

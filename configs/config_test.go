@@ -138,7 +138,7 @@ carriers:
 		Log:     Log{Level: "debug", Format: "json"},
 		Admin: Admin{Listen: ":9090", TokenEnv: "MY_TOKEN", ReadTimeout: 90 * time.Second,
 			WriteTimeout: 500 * time.Millisecond, IdleTimeout: 120 * time.Second, MaxBodyBytes: 4096},
-		SIP:      SIP{Listen: []string{"tcp://[::1]:5061"}, RingTimeout: time.Minute, MaxCallDuration: 4 * time.Hour, SocketBuffer: 4 << 20},
+		SIP:      SIP{Listen: []string{"tcp://[::1]:5061"}, RingTimeout: time.Minute, MaxCallDuration: 4 * time.Hour, SocketBuffer: 4 << 20, TCPIdleTimeout: 5 * time.Minute},
 		Media:    Media{Address: "::1", PortMin: 40000, PortMax: 40001, MediaTimeout: 30 * time.Second},
 		Sessions: Sessions{DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour, SweepInterval: 250 * time.Millisecond},
 		Shutdown: Shutdown{DrainDelay: 2 * time.Second, DrainTimeout: 30 * time.Second},
@@ -309,6 +309,11 @@ func TestValidate(t *testing.T) {
 			`fallback_number: "+1 555 010 0000" is not E.164 ("+" then 8 to 15 digits, the first not 0)`},
 		{"fallback trailing newline", func(c *Config) { c.FallbackNumber = "+15550100000\n" },
 			`fallback_number: "+15550100000\n" is not E.164 ("+" then 8 to 15 digits, the first not 0)`},
+
+		{"sip max_tcp_connections negative", func(c *Config) { c.SIP.MaxTCPConns = -1 },
+			"sip.max_tcp_connections: must not be negative, got -1"},
+		{"sip tcp_idle_timeout negative", func(c *Config) { c.SIP.TCPIdleTimeout = -time.Second },
+			"sip.tcp_idle_timeout: must be positive, got -1s"},
 
 		{"carrier name empty", func(c *Config) { c.Carriers[0].Name = "" }, "carriers[0].name: required"},
 		{"carrier name upper case", func(c *Config) { c.Carriers[0].Name = "Carrier1" },

@@ -607,3 +607,35 @@ func TestCallMalformedSDP(t *testing.T) {
 		t.Errorf("%d calls recorded, want 3", len(out.Interactions))
 	}
 }
+
+// TestCallAnswerWithoutUsableSDP: the callee's carrier answers 200 with
+// no SDP, or with fewer m= lines than offered. Veil cannot bridge it: the
+// callee's leg is acknowledged and hung up (ACK then BYE, never left
+// connected and billed), and the caller gets 502 Bad Gateway: the caller's
+// offer was fine (488 would blame it); the downstream answer was unusable.
+func TestCallAnswerWithoutUsableSDP(t *testing.T) {
+	t.Parallel()
+	for _, scenario := range []string{"uas_answer_nosdp.xml", "uas_answer_nomedia.xml"} {
+		t.Run(strings.TrimSuffix(scenario, ".xml"), func(t *testing.T) {
+			t.Parallel()
+			uas := startCallee(t, scenario)
+			d, sid := startCallDaemon(t, callOpts{carrier1: uas.Addr()}, false)
+			uac := startCaller(t, d, "uac_expect.xml", "-set", "expect", "502")
+			waitAll(t, uac, uas)
+			var got []string
+			for _, m := range firstLines(uas.Received(t)) {
+				// Retransmissions (an INVITE, an ACK re-sent for a
+				// retransmitted 200) count once.
+				if method := strings.Fields(m)[0]; method != "SIP/2.0" && (len(got) == 0 || got[len(got)-1] != method) {
+					got = append(got, method)
+				}
+			}
+			if strings.Join(got, " ") != "INVITE ACK BYE" {
+				t.Errorf("the callee's carrier received %v, want INVITE ACK BYE", got)
+			}
+			if rec := onlyCall(t, d, sid); rec.Status != 502 || rec.EndReason != "bad_sdp" {
+				t.Errorf("call record = %+v, want 502 bad_sdp", rec)
+			}
+		})
+	}
+}

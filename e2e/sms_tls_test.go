@@ -108,8 +108,17 @@ func TestSMSTLS(t *testing.T) {
 	pki := newTestPKI(t, "veil e2e smsc CA")
 	sim := startSMSC(t, smscConfig{TLSCert: pki.certFile, TLSKey: pki.keyFile})
 	d, sid := startSMSDaemon(t, sim, ", tls: true, tls_ca: "+quoteYAML(pki.caFile), false)
-	if st, lastErr := carrierBind(t, d); st != "bound" {
-		t.Fatalf("bind %q (last_error %q), want bound", st, lastErr)
+	// The SMSC counts the bind when it answers; veild says bound once it
+	// has read that answer.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st, lastErr := carrierBind(t, d)
+		if st == "bound" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bind %q (last_error %q), want bound", st, lastErr)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	text := "over TLS: is the bike still there?"

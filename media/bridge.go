@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -79,18 +80,19 @@ type Bridge struct {
 	now     func() time.Time
 
 	// Owned by the call goroutine (Offer, Answer, Arm).
-	out   [2]legSDP     // what was last produced for each leg
-	offer *offerState   // the last offer, nil before the first
-	armed bool          // Arm was called
-	secs  []*section    // one per m= line of the session, in order
-	mu    sync.Mutex    // guards the fields below; nothing called under it
-	live  []*section    // sections holding a relay, for Stats and Close
-	stop  bool          // Close has begun
-	err   error         // why the bridge stopped on its own
-	done  chan struct{} // closed once, by fail or Close
-	once  sync.Once     // closes done
-	shut  sync.Once     // runs Close's teardown
-	cerr  error         // Close's result
+	out   [2]legSDP         // what was last produced for each leg
+	offer *offerState       // the last offer, nil before the first
+	armed bool              // Arm was called
+	secs  []*section        // one per m= line of the session, in order
+	allow [2][]netip.Prefix // per leg, see SetAllowed; nil: any source
+	mu    sync.Mutex        // guards the fields below; nothing called under it
+	live  []*section        // sections holding a relay, for Stats and Close
+	stop  bool              // Close has begun
+	err   error             // why the bridge stopped on its own
+	done  chan struct{}     // closed once, by fail or Close
+	once  sync.Once         // closes done
+	shut  sync.Once         // runs Close's teardown
+	cerr  error             // Close's result
 }
 
 // legSDP is the o= state of one leg (RFC 4566 §5.2).
@@ -354,6 +356,25 @@ func (b *Bridge) Arm() {
 	}
 }
 
+// SetAllowed restricts the media sources that may latch on leg to those
+// whose IP is the leg's SDP address or inside one of the prefixes (the
+// leg's carrier), in every section, present and future; nil lets any source
+// latch. Call it from the call's goroutine, like Offer.
+func (b *Bridge) SetAllowed(leg Leg, allow []netip.Prefix) {
+	if leg > LegB {
+		return
+	}
+	b.allow[leg] = slices.Clone(allow)
+	if allow != nil && b.allow[leg] == nil {
+		b.allow[leg] = []netip.Prefix{}
+	}
+	for _, s := range b.secs {
+		if s.relay != nil {
+			s.relay.SetAllowed(leg, b.allow[leg])
+		}
+	}
+}
+
 // Done returns a channel closed when the bridge stops: when one of its
 // relays stops on its own (a media timeout, a socket failure), Err then
 // says why, or on Close. The owner must still call Close.
@@ -475,6 +496,8 @@ func (b *Bridge) allocate(from Leg, m MediaInfo) (*section, error) {
 		MediaTimeout: b.timeout,
 		Now:          b.now,
 		ArmLater:     true,
+		AllowA:       b.allow[LegA],
+		AllowB:       b.allow[LegB],
 	}
 	if from == LegA {
 		opts.PeerA = m.Peer

@@ -680,3 +680,34 @@ func TestBridgeCloseFromAnotherGoroutine(t *testing.T) {
 	}
 	checkPoolIdle(t, c.pool)
 }
+
+// SetAllowed reaches the relays: those of sections offered after it and
+// those already allocated.
+func TestBridgeSetAllowed(t *testing.T) {
+	b := newTestBridge(t, BridgeOptions{})
+	near := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	b.SetAllowed(LegA, near)
+	if _, err := b.Offer(LegA, peerSDP(loopback, "sendrecv", []uint16{4000, 4002})); err != nil {
+		t.Fatal(err)
+	}
+	b.SetAllowed(LegB, []netip.Prefix{})
+	if len(b.secs) != 2 {
+		t.Fatalf("%d sections, want 2", len(b.secs))
+	}
+	for i, s := range b.secs {
+		l := &s.relay.legs
+		for _, lt := range []*latch{l[LegA].rtp, l[LegA].rtcp} {
+			if got := lt.allow.Load(); got == nil || len(*got) != 1 || (*got)[0] != near[0] {
+				t.Errorf("section %d: leg A allow = %v, want %v", i, got, near)
+			}
+		}
+		for _, lt := range []*latch{l[LegB].rtp, l[LegB].rtcp} {
+			if got := lt.allow.Load(); got == nil || len(*got) != 0 {
+				t.Errorf("section %d: leg B allow = %v, want empty (SDP address only)", i, got)
+			}
+		}
+		if !l[LegA].rtp.allowed(netip.MustParseAddr("127.0.0.1")) || l[LegA].rtp.allowed(netip.MustParseAddr("127.0.0.2")) {
+			t.Errorf("section %d: leg A allows the wrong sources", i)
+		}
+	}
+}

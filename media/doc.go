@@ -29,7 +29,9 @@
 // attributes) reaches the other leg. The pool hands out RTP/RTCP port pairs
 // and keeps released pairs out of use for a drain time; it binds nothing.
 // The relay forwards RTP and RTCP between two legs with symmetric latching
-// (foreign sources dropped after latching), per-direction stats (RFC 3550
+// (foreign sources dropped after latching, and before it when the leg has
+// an allow set: only its SDP address's IP or its carrier's prefixes may
+// latch, see [Relay.SetAllowed]), per-direction stats (RFC 3550
 // loss and jitter) and a media timeout that may wait for the answer
 // ([Relay.Arm]); signalling moves a leg's peer while it runs
 // ([Relay.SetPeer]). The bridge turns each offer and answer received on one

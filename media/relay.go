@@ -74,6 +74,14 @@ type RelayOptions struct {
 	// (RFC 3550 §11); set them from an a=rtcp attribute (RFC 3605). Ignored
 	// for a leg without an RTCP socket.
 	PeerRTCPA, PeerRTCPB netip.AddrPort
+	// AllowA and AllowB restrict which sources may latch on each leg: a
+	// source latches only if its IP is the leg's signalled (SDP) address
+	// or inside one of the prefixes, at any port (a NAT'd peer sends from
+	// another port than its SDP says). Packets from other sources are
+	// dropped and counted in DroppedSource. nil means any source may
+	// latch; an empty non-nil slice only the signalled address.
+	// [Relay.SetAllowed] changes them while the relay runs.
+	AllowA, AllowB []netip.Prefix
 	// LatchPackets is how many consecutive packets a new source must send
 	// to a socket before the relay latches it, the first time or in place
 	// of a silent one. Until then its packets are dropped and counted.
@@ -188,7 +196,11 @@ type DirectionStats struct {
 // leg's reader sends to the latched address, read through an atomic
 // pointer. After that, packets from any other source are dropped and
 // counted, unless the latched source has been silent for RelatchAfter or
-// the packet comes from the address signalling gave for the peer. RTCP
+// the packet comes from the address signalling gave for the peer. With an
+// allow set (RelayOptions.AllowA, [Relay.SetAllowed]) only a source whose
+// IP is the signalled one or inside the set may latch at all, first time or
+// later: the leg's carrier, at any port (NAT), never an attacker spraying
+// the relay's ports before the peer's first packet. RTCP
 // arriving on an RTP socket (rtcp-mux, RFC 5761 §4) is sent to the other
 // leg's RTCP socket, or its RTP socket when that leg muxes too.
 //
@@ -324,6 +336,9 @@ type latch struct {
 	peer      atomic.Pointer[dest]
 	relatches atomic.Uint64
 	pubGen    uint64
+	// allow, when not nil, is the set of prefixes a source other than
+	// the signalled address must be in to latch (see RelayOptions.AllowA).
+	allow atomic.Pointer[[]netip.Prefix]
 
 	need         int
 	relatchAfter int64
@@ -380,7 +395,7 @@ func (l *latch) accept(src netip.AddrPort, now int64) bool {
 		l.candN = 0
 		return false
 	}
-	if !src.IsValid() {
+	if !src.IsValid() || !l.allowed(src.Addr()) {
 		return false
 	}
 	if src != l.cand {
@@ -394,6 +409,54 @@ func (l *latch) accept(src netip.AddrPort, now int64) bool {
 	}
 	l.set(src, now, d)
 	return true
+}
+
+// allowed reports whether a source at ip may latch: any when no allow set
+// was given, else the signalled address's IP or one inside the set.
+func (l *latch) allowed(ip netip.Addr) bool {
+	set := l.allow.Load()
+	if set == nil {
+		return true
+	}
+	if l.sdp.IsValid() && ip == l.sdp.Addr() {
+		return true
+	}
+	for _, p := range *set {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// setAllow stores the allow set of the latch (nil: any source).
+func (l *latch) setAllow(set []netip.Prefix) {
+	if set == nil {
+		l.allow.Store(nil)
+		return
+	}
+	l.allow.Store(&set)
+}
+
+// normalisePrefixes returns a copy of ps with IPv4-mapped IPv6 prefixes
+// unmapped (sources are matched unmapped) and invalid ones dropped; nil
+// stays nil.
+func normalisePrefixes(ps []netip.Prefix) []netip.Prefix {
+	if ps == nil {
+		return nil
+	}
+	out := make([]netip.Prefix, 0, len(ps))
+	for _, p := range ps {
+		if !p.IsValid() {
+			continue
+		}
+		addr, bits := p.Addr(), p.Bits()
+		if addr.Is4In6() && bits >= 96 {
+			addr, bits = addr.Unmap(), bits-96
+		}
+		out = append(out, netip.PrefixFrom(addr.WithZone(""), bits).Masked())
+	}
+	return out
 }
 
 // reset forgets the latched source after SetPeer published d: the peer is
@@ -502,20 +565,23 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 		rtpSink, rtcpSk sink
 		mux             *atomic.Bool
 	}
-	mk := func(s LegSockets, peer, peerRTCP netip.AddrPort) *leg {
+	mk := func(s LegSockets, peer, peerRTCP netip.AddrPort, allow []netip.Prefix) *leg {
+		allow = normalisePrefixes(allow)
 		l := &leg{rtp: asPacketConn(s.RTP)}
 		l.rtpL = newLatch(peer, opts.LatchPackets, opts.RelatchAfter)
+		l.rtpL.setAllow(allow)
 		l.rtpSink = sink{l.rtp, l.rtpL}
 		l.rtcpSk = l.rtpSink
 		if s.RTCP != nil {
 			l.rtcp = asPacketConn(s.RTCP)
 			l.rtcpL = newLatch(rtcpPeer(peer, peerRTCP), opts.LatchPackets, opts.RelatchAfter)
+			l.rtcpL.setAllow(allow)
 			l.rtcpSk = sink{l.rtcp, l.rtcpL}
 		}
 		return l
 	}
-	a := mk(opts.A, opts.PeerA, opts.PeerRTCPA)
-	b := mk(opts.B, opts.PeerB, opts.PeerRTCPB)
+	a := mk(opts.A, opts.PeerA, opts.PeerRTCPA, opts.AllowA)
+	b := mk(opts.B, opts.PeerB, opts.PeerRTCPB, opts.AllowB)
 	r.legs[LegA].rtp, r.legs[LegA].rtcp = a.rtpL, a.rtcpL
 	r.legs[LegB].rtp, r.legs[LegB].rtcp = b.rtpL, b.rtcpL
 	if a.rtcpL != nil {
@@ -659,6 +725,22 @@ func (r *Relay) SetPeer(leg Leg, rtp, rtcp netip.AddrPort) {
 	l.rtp.publish(rtp)
 	if l.rtcp != nil {
 		l.rtcp.publish(rtcpPeer(rtp, rtcp))
+	}
+}
+
+// SetAllowed replaces the set of prefixes a source of leg must be in to
+// latch, besides the leg's signalled address (see RelayOptions.AllowA); nil
+// lets any source latch. A source already latched stays latched. Safe from
+// any goroutine.
+func (r *Relay) SetAllowed(leg Leg, allow []netip.Prefix) {
+	if leg > LegB {
+		return
+	}
+	allow = normalisePrefixes(allow)
+	l := &r.legs[leg]
+	l.rtp.setAllow(allow)
+	if l.rtcp != nil {
+		l.rtcp.setAllow(allow)
 	}
 }
 

@@ -936,3 +936,92 @@ func TestRelayHandleNoAlloc(t *testing.T) {
 		t.Fatalf("counters %+v: nothing forwarded", rd.c.packets.Load())
 	}
 }
+
+// listenUDPOn is listenUDP on another loopback address (Linux answers on
+// all of 127.0.0.0/8).
+func listenUDPOn(tb testing.TB, ip string) *net.UDPConn {
+	tb.Helper()
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(ip), 0)))
+	if err != nil {
+		tb.Skipf("ListenUDP on %s: %v", ip, err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestRelayLatchesOnlyAllowedSources(t *testing.T) {
+	tests := []struct {
+		name string
+		// sdpA is A's SDP address; allow is AllowA, or set by SetAllowed
+		// after the start when late.
+		sdpA  netip.AddrPort
+		allow []netip.Prefix
+		late  bool
+	}{
+		{
+			name:  "allowed prefix, SDP elsewhere",
+			sdpA:  netip.MustParseAddrPort("127.0.0.3:4000"),
+			allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		},
+		{
+			name:  "SDP address, another port (NAT)",
+			sdpA:  netip.MustParseAddrPort("127.0.0.1:9"),
+			allow: []netip.Prefix{},
+		},
+		{
+			name:  "set while running",
+			sdpA:  netip.MustParseAddrPort("127.0.0.3:4000"),
+			allow: nil,
+			late:  true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			allow := tt.allow
+			if tt.late {
+				// IPv4-mapped, as a dual-stack config may give it:
+				// 127.0.0.0-127.0.0.1.
+				allow = []netip.Prefix{netip.MustParsePrefix("::ffff:127.0.0.0/127")}
+			}
+			setup := relaySetup{sdpB: true}
+			setup.opts.PeerA = tt.sdpA
+			if !tt.late {
+				setup.opts.AllowA = allow
+			}
+			attacker := listenUDPOn(t, "127.0.0.2")
+			tr := newTestRelay(t, setup)
+			if tt.late {
+				tr.relay.SetAllowed(LegA, allow)
+			}
+
+			// The attacker sprays A's port first: dropped, counted, never
+			// latched nor relayed.
+			for i := range 3 {
+				send(t, attacker, addrOf(tr.aRTP), rtpPacket(uint16(i), 0, 0xbad, "BLEED"))
+			}
+			waitFor(t, "the foreign packets dropped", func() bool { return tr.relay.Stats().AToB.DroppedSource == 3 })
+
+			// The legitimate caller, from another port than its SDP's,
+			// latches; its packet is the first B receives.
+			pa := rtpPacket(1, 0, 0xa, "A speaks")
+			send(t, tr.peerA, addrOf(tr.aRTP), pa)
+			expectPacket(t, tr.peerB, pa, addrOf(tr.bRTP))
+
+			// B reaches A at its latched source, not the attacker.
+			pb := rtpPacket(1, 0, 0xb, "B answers")
+			send(t, tr.peerB, addrOf(tr.bRTP), pb)
+			expectPacket(t, tr.peerA, pb, addrOf(tr.aRTP))
+
+			// Still dropped once A is latched.
+			send(t, attacker, addrOf(tr.aRTP), rtpPacket(9, 0, 0xbad, "BLEED"))
+			waitFor(t, "the late foreign packet dropped", func() bool { return tr.relay.Stats().AToB.DroppedSource == 4 })
+			if st := tr.relay.Stats().AToB; st.Packets != 1 {
+				t.Errorf("AToB = %+v, want 1 packet relayed", st)
+			}
+			_ = attacker.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if n, _, err := attacker.ReadFromUDPAddrPort(make([]byte, 1500)); err == nil {
+				t.Errorf("attacker received %d bytes of the callee's media", n)
+			}
+		})
+	}
+}

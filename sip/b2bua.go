@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +52,10 @@ type Bridge interface {
 	Err() error
 	Stats() media.RelayStats
 	Close() error
+	// SetAllowed restricts the media sources that may latch on a leg to
+	// its SDP address and the given prefixes (the leg's carrier); nil
+	// lets any source latch.
+	SetAllowed(leg media.Leg, allow []netip.Prefix)
 }
 
 // Defaults of B2BUAOptions.
@@ -87,6 +94,16 @@ type outCarrier struct {
 	format    string // number_format
 }
 
+// carrierSources are the source prefixes a carrier's signalling and media
+// may come from.
+type carrierSources struct {
+	// inbound are its inbound_cidrs: where calls from it come from.
+	inbound []netip.Prefix
+	// outbound are the host of its address (resolved once) and its
+	// inbound_cidrs: where the answers to calls through it come from.
+	outbound []netip.Prefix
+}
+
 // B2BUA is the back-to-back user agent: it takes each inbound call from
 // the Server (it is the Server's CallHandler), resolves it, places the
 // outbound leg and bridges the two dialogs, one goroutine per call. Give
@@ -95,6 +112,7 @@ type B2BUA struct {
 	opts     B2BUAOptions
 	log      *slog.Logger
 	carriers map[string]outCarrier
+	sources  map[string]carrierSources
 
 	srv    *Server
 	client *sipgo.Client
@@ -144,7 +162,31 @@ const (
 type legRef struct {
 	c   *call
 	leg media.Leg
+	// allow are the prefixes the leg's in-dialog requests must come from.
+	allow []netip.Prefix
 }
+
+// allows reports whether a request from src may act on the leg.
+func (r *legRef) allows(src string) bool {
+	ap, err := netip.ParseAddrPort(src)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	for _, p := range r.allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Outcomes of B2BUA.handleInDialog.
+const (
+	inDialogDelivered = iota // the call took the request
+	inDialogUnknown          // no call has the dialog: 481
+	inDialogForbidden        // the source is not the leg's carrier: 403
+)
 
 // NewB2BUA checks opts and builds the B2BUA.
 func NewB2BUA(opts B2BUAOptions) (*B2BUA, error) {
@@ -164,9 +206,12 @@ func NewB2BUA(opts B2BUAOptions) (*B2BUA, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &B2BUA{opts: opts, log: log, carriers: make(map[string]outCarrier)}
+	b := &B2BUA{opts: opts, log: log, carriers: make(map[string]outCarrier), sources: make(map[string]carrierSources)}
 	b.bgCtx, b.bgCancel = context.WithCancel(context.Background())
 	for _, c := range opts.Carriers {
+		if c.SIP != nil {
+			b.sources[c.Name] = sourcesOf(c.SIP, log.With("carrier", c.Name))
+		}
 		if c.SIP == nil || c.SIP.Address == "" {
 			continue
 		}
@@ -178,6 +223,64 @@ func NewB2BUA(opts B2BUAOptions) (*B2BUA, error) {
 		}
 	}
 	return b, nil
+}
+
+// sourcesOf returns the source prefixes of a carrier: its inbound_cidrs,
+// and for outbound its address's host, resolved now if it is a name (a
+// name that does not resolve is logged; its calls' in-dialog requests and
+// media are then accepted from its inbound_cidrs only).
+func sourcesOf(sc *configs.CarrierSIP, log *slog.Logger) carrierSources {
+	src := carrierSources{inbound: []netip.Prefix{}}
+	for _, s := range sc.InboundCIDRs {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			src.inbound = append(src.inbound, normalisePrefix(p))
+		}
+	}
+	src.outbound = slices.Clone(src.inbound)
+	if sc.Address == "" {
+		return src
+	}
+	host, _, err := net.SplitHostPort(sc.Address)
+	if err != nil {
+		host = sc.Address
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.Unmap().WithZone("")
+		return addHost(src, ip)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		log.Warn("carrier address does not resolve: its answers are accepted from its inbound_cidrs only", "error", err)
+		return src
+	}
+	for _, ip := range ips {
+		src = addHost(src, ip.Unmap().WithZone(""))
+	}
+	return src
+}
+
+func addHost(src carrierSources, ip netip.Addr) carrierSources {
+	src.outbound = append(src.outbound, netip.PrefixFrom(ip, ip.BitLen()))
+	return src
+}
+
+// allowedSources returns the prefixes a leg's peer may send from: the
+// caller's carrier's inbound_cidrs for leg A, the callee's carrier's
+// address and inbound_cidrs for leg B. An unknown carrier has none.
+func (b *B2BUA) allowedSources(leg media.Leg, carrier string) []netip.Prefix {
+	src := b.sources[carrier]
+	var out []netip.Prefix
+	if leg == media.LegA {
+		out = src.inbound
+	} else {
+		out = src.outbound
+	}
+	if out == nil {
+		out = []netip.Prefix{}
+	}
+	return out
 }
 
 func orString(s, def string) string {
@@ -197,7 +300,7 @@ func (b *B2BUA) attach(s *Server) error {
 	b.srv, b.client = s, client
 	b.recs = make(chan *routing.CallRecord, recordQueue)
 	b.recsDone = make(chan struct{})
-	go b.writeRecords()
+	go b.writeRecords(b.recs, b.recsDone)
 	return nil
 }
 
@@ -221,19 +324,19 @@ func (b *B2BUA) queueRecord(rec *routing.CallRecord) bool {
 // writeRecords is the record writer: batches of records, each written
 // when recordBatchWindow has passed since its first record (or it holds
 // maxRecordBatch), until detach closes the queue; then it writes what is
-// left and returns.
-func (b *B2BUA) writeRecords() {
-	defer close(b.recsDone)
+// left and returns. It reads recs, never b.recs, which detach clears.
+func (b *B2BUA) writeRecords(recs <-chan *routing.CallRecord, done chan struct{}) {
+	defer close(done)
 	batch := make([]*routing.CallRecord, 0, maxRecordBatch)
 	window := time.NewTimer(recordBatchWindow)
 	window.Stop()
-	for rec := range b.recs {
+	for rec := range recs {
 		batch = append(batch[:0], rec)
 		window.Reset(recordBatchWindow)
 	collect:
 		for len(batch) < maxRecordBatch {
 			select {
-			case r, ok := <-b.recs:
+			case r, ok := <-recs:
 				if !ok {
 					break collect
 				}
@@ -289,19 +392,29 @@ func (b *B2BUA) HandleInvite(ctx context.Context, in *InboundCall) {
 	c.run(ctx)
 }
 
-// handleInDialog routes a request within an existing dialog to its call.
-// It reports false when no call has the dialog (the server answers 481).
-func (b *B2BUA) handleInDialog(req *sipmsg.Request, tx sipmsg.ServerTransaction) bool {
+// handleInDialog routes a request within an existing dialog to its call,
+// if it comes from the leg's carrier. It reports inDialogUnknown when no
+// call has the dialog (the server answers 481) and inDialogForbidden when
+// the source may not act on the leg (403: the call is left alone).
+func (b *B2BUA) handleInDialog(req *sipmsg.Request, tx sipmsg.ServerTransaction) int {
 	key := requestDialogKey(req)
 	if key == "" {
-		return false
+		return inDialogUnknown
 	}
 	v, ok := b.dialogs.Load(key)
 	if !ok {
-		return false
+		return inDialogUnknown
 	}
 	ref := v.(*legRef)
-	return ref.c.deliver(ref.leg, req, tx)
+	if !ref.allows(req.Source()) {
+		b.log.Warn("in-dialog request from a source other than the leg's carrier refused",
+			"method", string(req.Method), "leg", ref.leg.String(), "src", req.Source())
+		return inDialogForbidden
+	}
+	if !ref.c.deliver(ref.leg, req, tx) {
+		return inDialogUnknown
+	}
+	return inDialogDelivered
 }
 
 func (b *B2BUA) register(key string, ref *legRef) { b.dialogs.Store(key, ref) }
@@ -332,6 +445,8 @@ func reasonPhrase(code int) string {
 		return "Forbidden"
 	case 404:
 		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
 	case 408:
 		return "Request Timeout"
 	case 410:

@@ -190,6 +190,8 @@ func (c *call) run(ctx context.Context) {
 		return
 	}
 	c.bridge = bridge
+	// Media latches only from the caller's carrier (or the SDP address).
+	bridge.SetAllowed(media.LegA, c.b.allowedSources(media.LegA, c.in.Carrier))
 	offerB, err := bridge.Offer(media.LegA, offer)
 	if err != nil {
 		code, reason := 488, endBadSDP
@@ -202,7 +204,7 @@ func (c *call) run(ctx context.Context) {
 	}
 
 	c.legA = c.inboundDialog()
-	c.registerLeg(c.legA, media.LegA)
+	c.registerLeg(c.legA, media.LegA, c.in.Carrier)
 
 	answered := false
 	for _, name := range carriers {
@@ -276,9 +278,11 @@ func (c *call) inboundDialog() *dialog {
 	return d
 }
 
-func (c *call) registerLeg(d *dialog, leg media.Leg) {
+// registerLeg makes d's in-dialog requests reach the call, from carrier's
+// sources only.
+func (c *call) registerLeg(d *dialog, leg media.Leg, carrier string) {
 	key := dialogKey(d.callID, d.localTag)
-	c.b.register(key, &legRef{c: c, leg: leg})
+	c.b.register(key, &legRef{c: c, leg: leg, allow: c.b.allowedSources(leg, carrier)})
 	c.keys = append(c.keys, key)
 }
 
@@ -379,7 +383,9 @@ func (c *call) invite(ctx context.Context, car outCarrier, callee, callerID stri
 	pai := &sipmsg.FromHeader{Address: d.localURI}
 	req.AppendHeader(sipmsg.NewHeader("P-Asserted-Identity", pai.Value()))
 	req.AppendHeader(sipmsg.NewHeader("Allow", allowedMethods))
-	c.registerLeg(d, media.LegB)
+	c.registerLeg(d, media.LegB, car.name)
+	// Media latches only from this carrier (or the SDP address).
+	c.bridge.SetAllowed(media.LegB, c.b.allowedSources(media.LegB, car.name))
 	tx, err := c.b.client.TransactionRequest(ctx, req, noBuild)
 	if err != nil {
 		return nil, err
@@ -437,6 +443,9 @@ func (c *call) earlyEvent(ev inEvent) {
 	case sipmsg.BYE:
 		// A BYE in an early dialog: the caller gave up (RFC 3261 §15).
 		c.respondEvent(ev, 481)
+	case sipmsg.INFO, sipmsg.PRACK:
+		// The dialog lives: not 481, which would end it for the peer.
+		c.respondEvent(ev, 405)
 	default:
 		c.respondEvent(ev, 491)
 	}
@@ -452,6 +461,9 @@ func (c *call) answer(o *outInvite, res *sipmsg.Response) bool {
 		d.target = *u
 	}
 	d.routes = reversed(recordRoutes(res)) // UAC: reversed (RFC 3261 §12.1.2)
+	// The callee's dialog is confirmed from here on, whatever becomes of
+	// the call: every way out below must hang it up (bye needs legB).
+	c.legB = d
 	ack := d.request(sipmsg.ACK, o.req.CSeq().SeqNo, nil)
 	if err := c.b.client.WriteRequest(ack, noBuild); err != nil {
 		c.log.Warn("ACK to callee failed", "error", err)
@@ -493,7 +505,6 @@ func (c *call) answer(o *outInvite, res *sipmsg.Response) bool {
 		c.rec.EndReason = endNoAck
 		return false
 	}
-	c.legB = d
 	c.rec.Status = 200
 	now := c.b.opts.Now()
 	c.rec.AnsweredAt = &now
@@ -624,6 +635,10 @@ func (c *call) confirmedEvent(ev inEvent, pend **pending) string {
 		*pend = c.reoffer(ev)
 	case sipmsg.OPTIONS:
 		c.respondEvent(ev, 200)
+	case sipmsg.INFO, sipmsg.PRACK:
+		// Not relayed; the dialog lives on (a 481 would end it for the
+		// peer).
+		c.respondEvent(ev, 405)
 	default:
 		c.respondEvent(ev, 501)
 	}
@@ -741,6 +756,9 @@ func (c *call) respondEventBody(ev inEvent, code int, body []byte) {
 		}
 	}()
 	res := sipmsg.NewResponseFromRequest(ev.req, code, reasonPhrase(code), body)
+	if code == 405 {
+		res.AppendHeader(sipmsg.NewHeader("Allow", allowedMethods)) // RFC 3261 §21.4.6
+	}
 	if code >= 200 && code < 300 && (ev.req.IsInvite() || ev.req.Method == sipmsg.UPDATE) {
 		if d := c.dialogOf(ev.leg); d != nil {
 			res.AppendHeader(&sipmsg.ContactHeader{Address: d.contact})

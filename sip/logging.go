@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/veilgw/veil/routing"
 )
 
 // sipgoSensitive are the attribute keys under which sipgo logs message
@@ -36,6 +40,7 @@ const sipgoLogBurst = 20
 // rateLimit counts records per second, shared by a handler and those
 // derived from it.
 type rateLimit struct {
+	burst   int // records a second; 0 means sipgoLogBurst
 	mu      sync.Mutex
 	second  int64
 	n       int
@@ -50,7 +55,11 @@ func (r *rateLimit) allow(now time.Time) (ok bool, droppedBefore int) {
 	if sec := now.Unix(); sec != r.second {
 		r.second, r.n, droppedBefore, r.dropped = sec, 0, r.dropped, 0
 	}
-	if r.n >= sipgoLogBurst {
+	burst := r.burst
+	if burst <= 0 {
+		burst = sipgoLogBurst
+	}
+	if r.n >= burst {
 		r.dropped++
 		return false, droppedBefore
 	}
@@ -88,7 +97,7 @@ func (h redactHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message == "failed to parse" && level > slog.LevelWarn {
 		level = slog.LevelWarn
 	}
-	out := slog.NewRecord(r.Time, level, r.Message, r.PC)
+	out := slog.NewRecord(r.Time, level, maskDigits(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))
 		return true
@@ -108,10 +117,38 @@ func (h redactHandler) WithGroup(name string) slog.Handler {
 	return redactHandler{inner: h.inner.WithGroup(name), limit: h.limit}
 }
 
-// redactAttr replaces the value of a sensitive attribute by its length.
+// digitRun is what may be a phone number in sipgo's text: six digits or
+// more in a row, with an optional leading +. sipgo quotes numbers in its
+// error strings (a Request-URI, a start line, a header value it could not
+// parse).
+var digitRun = regexp.MustCompile(`\+?[0-9]{6,}`)
+
+// maskDigits masks every digit run in s as Veil's own logs mask numbers
+// (routing.Mask, "+1***101"); a run without + keeps its first digit and
+// last three ("1***101"), and one of fewer than ten digits is "***".
+func maskDigits(s string) string {
+	if !digitRun.MatchString(s) {
+		return s
+	}
+	return digitRun.ReplaceAllStringFunc(s, func(run string) string {
+		digits := strings.TrimPrefix(run, "+")
+		switch {
+		case len(digits) < 10:
+			return "***"
+		case run[0] == '+':
+			return routing.Mask(run)
+		default:
+			return run[:1] + "***" + run[len(run)-3:]
+		}
+	})
+}
+
+// redactAttr replaces the value of a sensitive attribute by its length
+// and masks digit runs in any other attribute's text: strings, errors,
+// Stringers and groups.
 func redactAttr(a slog.Attr) slog.Attr {
 	if !sipgoSensitive[a.Key] {
-		return a
+		return maskAttr(a)
 	}
 	v := a.Value.Resolve()
 	n := len(v.String())
@@ -121,4 +158,43 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 	}
 	return slog.String(a.Key, fmt.Sprintf("[%d bytes, shown at debug level]", n))
+}
+
+// maskAttr masks digit runs in the text of an attribute. Numbers, times
+// and durations pass as they are; other values are masked as they would
+// be printed.
+func maskAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, maskDigits(v.String()))
+	case slog.KindGroup:
+		group := v.Group()
+		out := make([]any, len(group))
+		for i, g := range group {
+			out[i] = redactAttr(g)
+		}
+		return slog.Group(a.Key, out...)
+	case slog.KindAny:
+		var text string
+		switch x := v.Any().(type) {
+		case nil:
+			return a
+		case error:
+			text = x.Error()
+		case fmt.Stringer:
+			text = x.String()
+		default:
+			text = fmt.Sprint(x)
+		}
+		if masked := maskDigits(text); masked != text {
+			return slog.String(a.Key, masked)
+		}
+		if _, ok := v.Any().(error); ok {
+			return a
+		}
+		return slog.Attr{Key: a.Key, Value: v}
+	default:
+		return slog.Attr{Key: a.Key, Value: v}
+	}
 }

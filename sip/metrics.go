@@ -8,6 +8,9 @@ type Metrics struct {
 	calls  *prometheus.CounterVec
 	active prometheus.Gauge
 	pdd    prometheus.Histogram
+	// tcpRefused counts TCP connections closed at once because
+	// sip.max_tcp_connections were open.
+	tcpRefused prometheus.Counter
 }
 
 // NewMetrics builds the SIP metrics and registers them with reg.
@@ -26,9 +29,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Post-dial delay: from the caller's INVITE to the callee side's first ringing or answer.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "veil_sip_tcp_connections_refused_total",
+			Help: "SIP TCP connections closed at once because sip.max_tcp_connections were open.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.calls, m.active, m.pdd)
+		reg.MustRegister(m.calls, m.active, m.pdd, m.tcpRefused)
 	}
 	return m
 }

@@ -63,7 +63,7 @@ const udpReaders = 2
 
 // allowedMethods is the Allow header value of 200 (OPTIONS) and 405
 // responses (RFC 3261 §20.5, §21.4.6).
-const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"
 
 // CallHandler takes inbound calls that passed the trunk ACL and whose
 // numbers were read. The server declares it; the B2BUA call flow will
@@ -224,8 +224,17 @@ type ServerOptions struct {
 	// MaxCalls, when positive, caps the calls in progress: an INVITE
 	// beyond it is answered 503 at once, before any work (sip.max_calls).
 	MaxCalls int
-	// Metrics, if not nil, counts INVITEs refused for overload.
+	// Metrics, if not nil, counts INVITEs refused for overload and TCP
+	// connections refused beyond MaxTCPConns.
 	Metrics *Metrics
+	// MaxTCPConns caps the TCP connections open at once on each TCP
+	// listener; past it a connection is accepted and closed at once
+	// (sip.max_tcp_connections). 0 means DefaultMaxTCPConns.
+	MaxTCPConns int
+	// TCPIdleTimeout closes an accepted TCP connection on which nothing
+	// arrived for this long (sip.tcp_idle_timeout). 0 means
+	// DefaultTCPIdleTimeout.
+	TCPIdleTimeout time.Duration
 }
 
 // Server is Veil's SIP edge: it listens on the configured UDP and TCP
@@ -249,6 +258,9 @@ type Server struct {
 
 	maxCalls     int
 	overloadLogs atomic.Int64 // unix second of the last overload warning
+	refusedLogs  rateLimit    // "sip invite refused" lines a second
+	maxTCP       int
+	tcpIdle      time.Duration
 	recent       *recentCalls // INVITEs of answered calls that ended
 
 	ua  *sipgo.UserAgent
@@ -294,9 +306,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		handler:  opts.Handler,
 		metrics:  opts.Metrics,
 		maxCalls: opts.MaxCalls,
+		maxTCP:   opts.MaxTCPConns,
+		tcpIdle:  opts.TCPIdleTimeout,
 		recent:   newRecentCalls(64*sipmsg.T1, nil),
 		done:     make(chan struct{}),
 	}
+	s.refusedLogs.burst = refusedLogBurst
 	if err := s.listen(opts.Listen, opts.SocketBuffer); err != nil {
 		s.closeSockets()
 		return nil, err
@@ -363,7 +378,9 @@ func (s *Server) listen(entries []string, buffer int) error {
 			if err != nil {
 				return fmt.Errorf("sip listen %q: %w", uri, err)
 			}
-			s.tcp = append(s.tcp, l)
+			// sipgo's accept loop ends on the first accept error: the
+			// guard retries temporary ones, caps and times out conns.
+			s.tcp = append(s.tcp, newTCPGuard(l, s.maxTCP, s.tcpIdle, s.log, s.metrics))
 			s.addrs = append(s.addrs, "tcp://"+l.Addr().String())
 			s.addOrigin("TCP", l.Addr())
 		case "tls":
@@ -531,6 +548,23 @@ func (s *Server) overloaded(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	s.respond(req, tx, code, reason, sipmsg.NewHeader("Retry-After", "5"))
 }
 
+// refusedLogBurst is how many "sip invite refused" lines are logged a
+// second at most: anyone can send INVITEs, one line each would let a
+// flood flood the log.
+const refusedLogBurst = 10
+
+// logRefused logs an INVITE refused (ACL, headers, numbers) at info
+// level, at most refusedLogBurst a second, saying how many it held back.
+func (s *Server) logRefused(log *slog.Logger, args ...any) {
+	ok, dropped := s.refusedLogs.allow(time.Now())
+	if dropped > 0 {
+		s.log.Info("sip invite refusals not logged (rate limit)", "dropped", dropped, "per_second", refusedLogBurst)
+	}
+	if ok {
+		log.Info("sip invite refused", args...)
+	}
+}
+
 // respond sends a stateful response and logs a failure.
 func (s *Server) respond(req *sipmsg.Request, tx sipmsg.ServerTransaction, status int, reason string, extra ...sipmsg.Header) {
 	res := sipmsg.NewResponseFromRequest(req, status, reason, nil)
@@ -557,7 +591,11 @@ func (s *Server) handleOptions(req *sipmsg.Request, tx sipmsg.ServerTransaction)
 // 501 (§8.2.1).
 func (s *Server) handleOther(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	switch req.Method {
-	case sipmsg.BYE, sipmsg.CANCEL, sipmsg.UPDATE, sipmsg.INFO, sipmsg.PRACK:
+	case sipmsg.INFO, sipmsg.PRACK:
+		// Within a live dialog the call answers (405: a 481 would end
+		// the dialog for the peer); else 481.
+		s.handleInDialog(req, tx)
+	case sipmsg.BYE, sipmsg.CANCEL, sipmsg.UPDATE:
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 	case sipmsg.REGISTER, sipmsg.SUBSCRIBE, sipmsg.NOTIFY, sipmsg.MESSAGE, sipmsg.PUBLISH, sipmsg.REFER:
 		s.respond(req, tx, 405, "Method Not Allowed", sipmsg.NewHeader("Allow", allowedMethods))
@@ -581,6 +619,18 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		s.log.Debug("sip invite: duplicate of an ended call dropped")
 		return
 	}
+	// The ACL comes before the call slot: a source outside every trunk
+	// gets 403 and takes no slot, nor counts as overload.
+	src, _ := netip.ParseAddrPort(req.Source()) // set by sipgo from the socket peer
+	log := s.log.With("src", src.String())
+	carrier, ok := s.acl.Carrier(src.Addr())
+	if !ok {
+		code, reason := statusFor(errNotTrunk)
+		s.logRefused(log, "status", code, "reason", errNotTrunk)
+		s.respond(req, tx, code, reason)
+		return
+	}
+	log = log.With("carrier", carrier)
 	if err := s.enter(); err != nil {
 		if errors.Is(err, errOverloaded) {
 			s.overloaded(req, tx)
@@ -592,29 +642,18 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	}
 	defer s.leave()
 
-	src, _ := netip.ParseAddrPort(req.Source()) // set by sipgo from the socket peer
-	log := s.log.With("src", src.String())
-	carrier, ok := s.acl.Carrier(src.Addr())
-	if !ok {
-		code, reason := statusFor(errNotTrunk)
-		log.Info("sip invite refused", "status", code, "reason", errNotTrunk)
-		s.respond(req, tx, code, reason)
-		return
-	}
-	log = log.With("carrier", carrier)
-
 	call := &InboundCall{Carrier: carrier, Source: src, req: req, tx: tx, toTag: sipmsg.GenerateTagN(16), cancelled: make(chan struct{}), recent: s.recent}
 	// Reading the numbers is pure and quick, so a refusal goes out as the
 	// only response; a 100 before it would be noise (RFC 3261 §8.2.6.1).
 	if err := checkMandatory(req); err != nil {
 		code, reason := statusFor(err)
-		log.Info("sip invite refused", "status", code, "error", err)
+		s.logRefused(log, "status", code, "error", err)
 		s.respond(req, tx, code, reason)
 		return
 	}
 	if err := readNumbers(req, call); err != nil {
 		code, reason := statusFor(err)
-		log.Info("sip invite refused", "status", code, "error", err) // errors never quote numbers
+		s.logRefused(log, "status", code, "error", err) // errors never quote numbers
 		if rerr := call.Respond(code, reason); rerr != nil {
 			log.Warn("sip invite: respond failed", "error", rerr)
 		}
@@ -727,10 +766,17 @@ func (s *Server) handleAck(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 }
 
 // handleInDialog passes a request within a dialog (BYE, re-INVITE,
-// UPDATE) to its call; 481 when no call has the dialog (RFC 3261 §12.2.2).
+// UPDATE, INFO, PRACK) to its call; 481 when no call has the dialog (RFC
+// 3261 §12.2.2), 403 when it comes from elsewhere than the leg's carrier.
 func (s *Server) handleInDialog(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
-	if s.b2bua != nil && s.b2bua.handleInDialog(req, tx) {
-		return
+	if s.b2bua != nil {
+		switch s.b2bua.handleInDialog(req, tx) {
+		case inDialogDelivered:
+			return
+		case inDialogForbidden:
+			s.respond(req, tx, 403, "Forbidden")
+			return
+		}
 	}
 	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -826,5 +828,90 @@ Content-Length: 0
 	readUntil200("dup-second", "dup-first")
 	if n := handled.Load(); n != 2 {
 		t.Errorf("handler ran %d times, want 2 (the first call and the new one)", n)
+	}
+}
+
+// TestServerACLBeforeCallSlot: with sip.max_calls taken, an INVITE from
+// outside every trunk is still answered 403 (not 503), takes no slot and
+// does not count as overload.
+func TestServerACLBeforeCallSlot(t *testing.T) {
+	entered := make(chan struct{}, 16)
+	release := make(chan struct{})
+	h := CallHandlerFunc(func(_ context.Context, c *InboundCall) {
+		entered <- struct{}{}
+		<-release
+		_ = c.Respond(486, "Busy Here")
+	})
+	m := NewMetrics(nil)
+	var logBuf bytes.Buffer
+	var logMu sync.Mutex
+	s, err := NewServer(ServerOptions{
+		Listen: []string{"udp://127.0.0.1:0"}, ACL: aclFor(t, "127.0.0.1/32"), Handler: h,
+		MaxCalls: 1, Metrics: m, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(context.Background())
+	defer s.Close()
+	addr := strings.TrimPrefix(s.Addrs()[0], "udp://")
+	c := newClient(t)
+	ruri, from := "sip:+15550100101@"+addr, "<sip:+15550100202@carrier.example>"
+	first := make(chan []int, 1)
+	go func() { first <- invite(t, c, addr, "udp", ruri, from, "", nil) }()
+	defer func() {
+		close(release)
+		<-first
+	}()
+	select {
+	case <-entered:
+	case <-time.After(testWait):
+		t.Fatal("first call never reached the handler")
+	}
+
+	// From 127.0.0.2: no trunk. Many of them, to check the refusal log
+	// is rate-limited.
+	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no 127.0.0.2: %v", err)
+	}
+	defer pc.Close()
+	dst, _ := net.ResolveUDPAddr("udp", addr)
+	const n = 40
+	for i := range n {
+		msg := strings.ReplaceAll(fmt.Sprintf(`INVITE sip:+15550100101@%s SIP/2.0
+Via: SIP/2.0/UDP %s;branch=z9hG4bK-acl-%d
+From: <sip:+15550100303@intruder.example>;tag=x%d
+To: <sip:+15550100101@%s>
+Call-ID: acl-%d-%d
+CSeq: 1 INVITE
+Max-Forwards: 70
+Contact: <sip:x@%s>
+Content-Length: 0
+
+`, addr, pc.LocalAddr(), i, i, addr, i, time.Now().UnixNano(), pc.LocalAddr()), "\n", "\r\n")
+		if _, err := pc.WriteTo([]byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+		_ = pc.SetReadDeadline(time.Now().Add(testWait))
+		buf := make([]byte, 4096)
+		k, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("INVITE %d from outside the ACL: no answer: %v", i, err)
+		}
+		line, _, _ := strings.Cut(string(buf[:k]), "\r\n")
+		if line != "SIP/2.0 403 Forbidden" {
+			t.Fatalf("INVITE %d from outside the ACL got %q, want 403", i, line)
+		}
+	}
+	var pb dto.Metric
+	if err := m.calls.WithLabelValues("overload").Write(&pb); err != nil || pb.GetCounter().GetValue() != 0 {
+		t.Errorf("overload count = %v, want 0", pb.GetCounter().GetValue())
+	}
+	logMu.Lock()
+	refused := strings.Count(logBuf.String(), `msg="sip invite refused"`)
+	logMu.Unlock()
+	if refused < 1 || refused > 2*refusedLogBurst {
+		t.Errorf("%d refusal lines for %d INVITEs, want at most %d a second", refused, n, refusedLogBurst)
 	}
 }

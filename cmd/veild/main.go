@@ -346,16 +346,34 @@ func newSIP(cfg *configs.Config, rt *routing.Service, reg prometheus.Registerer,
 	if maxCalls == 0 {
 		maxCalls = maxCallsForFiles()
 	}
-	logger.Info("sip call limit", "max_calls", maxCalls)
+	maxTCP := cfg.SIP.MaxTCPConns
+	if maxTCP == 0 {
+		maxTCP = maxTCPConnsForFiles()
+	}
+	logger.Info("sip call limit", "max_calls", maxCalls, "max_tcp_connections", maxTCP)
 	return sip.NewServer(sip.ServerOptions{
-		Listen:       cfg.SIP.Listen,
-		ACL:          acl,
-		Handler:      b2b,
-		SocketBuffer: cfg.SIP.SocketBuffer,
-		MaxCalls:     maxCalls,
-		Metrics:      metrics,
-		Logger:       logger.With("component", "sip"),
+		Listen:         cfg.SIP.Listen,
+		ACL:            acl,
+		Handler:        b2b,
+		SocketBuffer:   cfg.SIP.SocketBuffer,
+		MaxCalls:       maxCalls,
+		MaxTCPConns:    maxTCP,
+		TCPIdleTimeout: cfg.SIP.TCPIdleTimeout,
+		Metrics:        metrics,
+		Logger:         logger.With("component", "sip"),
 	})
+}
+
+// maxTCPConnsForFiles is the default sip.max_tcp_connections: an eighth
+// of the open-file limit, between 16 and 1024, so that connections
+// anyone can open never take the files calls and the store need (TCP
+// signalling is the margin maxCallsForFiles leaves).
+func maxTCPConnsForFiles() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1024
+	}
+	return min(max(int(rl.Cur)/8, 16), 1024)
 }
 
 // maxCallsForFiles is the default sip.max_calls: as many calls as the
