@@ -101,19 +101,7 @@ func waitInteractions(t *testing.T, d *daemon, sid string, what string, cond fun
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		var list struct {
-			Interactions []struct {
-				Kind    string         `json:"kind"`
-				Message *messageRecord `json:"message"`
-			} `json:"interactions"`
-		}
-		d.mustCall("GET", "/v1/sessions/"+sid+"/interactions", nil, &list, http.StatusOK)
-		var msgs []messageRecord
-		for _, it := range list.Interactions {
-			if it.Kind == "message" && it.Message != nil {
-				msgs = append(msgs, *it.Message)
-			}
-		}
+		msgs := sessionMessages(t, d, sid)
 		if cond(msgs) {
 			return msgs
 		}
