@@ -89,14 +89,10 @@ func (s *Server) listCarriers(r *http.Request, _ principal) (int, any, error) {
 		return 0, nil, errSMSUnavailable
 	}
 	binds := s.sms.Binds()
-	out := CarrierList{Carriers: make([]CarrierBind, len(binds))}
-	for i, b := range binds {
-		out.Carriers[i] = CarrierBind{
-			Carrier: b.Carrier, Address: b.Address, BindType: b.BindType, State: b.State, Since: b.Since,
-			Window: b.Window, InFlight: b.InFlight, Queued: b.Queued, Reconnects: b.Reconnects, LastError: b.LastError,
-			PausedUntil: b.PausedUntil,
-		}
+	if binds == nil {
+		binds = []CarrierBind{}
 	}
+	out := CarrierList{Carriers: binds}
 	return http.StatusOK, out, nil
 }
 

@@ -1,6 +1,10 @@
 package admin
 
-import "time"
+import (
+	"time"
+
+	"github.com/veilgw/veil/smpp"
+)
 
 // Role is what a token may do.
 type Role string
@@ -258,28 +262,9 @@ type MessagePart struct {
 	DoneAt      *time.Time `json:"done_at,omitempty"`
 }
 
-// CarrierBind is the state of one carrier's SMPP bind.
-type CarrierBind struct {
-	Carrier string `json:"carrier"`
-	// Address is the SMSC's host:port.
-	Address string `json:"address"`
-	// BindType is transceiver or transmitter_receiver.
-	BindType string `json:"bind_type"`
-	// State is down, connecting, bound or stopped.
-	State string    `json:"state"`
-	Since time.Time `json:"since"`
-	// Window is the most submits awaiting a response; InFlight how many
-	// are (or whose outcome is not yet on disk).
-	Window   int `json:"window"`
-	InFlight int `json:"in_flight"`
-	// Queued is the number of parts waiting for a submit.
-	Queued     int    `json:"queued"`
-	Reconnects int    `json:"reconnects"`
-	LastError  string `json:"last_error,omitempty"`
-	// PausedUntil is set while the bind holds its submits after the SMSC
-	// answered throttled or queue full.
-	PausedUntil *time.Time `json:"paused_until,omitempty"`
-}
+// CarrierBind is the state of one carrier's SMPP bind, as the SMS
+// service reports it (its JSON is the API's).
+type CarrierBind = smpp.BindStatus
 
 // CarrierList is the body of GET /v1/carriers.
 type CarrierList struct {
