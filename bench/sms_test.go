@@ -716,15 +716,21 @@ func messageBatches(db *store.DB, i int) [3]*store.Batch {
 
 	rec.Status, rec.SentAt = routing.MsgSent, &now
 	rec.Parts[0].CarrierID, rec.Parts[0].Status, rec.Parts[0].SubmittedAt = carrierID, routing.MsgSent, &now
+	dlrKey := store.Key(store.PrefixDLR, smsCarrier, carrierID)
+	dlrTimeKey := store.Key(store.PrefixDLRTime, fmt.Sprintf("%016x", now.UnixMilli()), smsCarrier, carrierID)
 	out[1] = db.NewBatch()
 	out[1].SetJSON(msgKey, &rec)
-	out[1].Set(store.Key(store.PrefixDLR, smsCarrier, carrierID), []byte(id+"/0"))
+	out[1].Set(dlrKey, []byte(id+"/0"))
+	out[1].Set(dlrTimeKey, []byte(id+"/0"))
 	out[1].Delete(qKey)
 
+	// The final receipt also drops the part's receipt index rows.
 	rec.Status, rec.DoneAt = routing.MsgDelivered, &now
 	rec.Parts[0].Status, rec.Parts[0].DoneAt = routing.MsgDelivered, &now
 	out[2] = db.NewBatch()
 	out[2].SetJSON(msgKey, &rec)
+	out[2].Delete(dlrKey)
+	out[2].Delete(dlrTimeKey)
 	return out
 }
 
