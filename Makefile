@@ -15,9 +15,10 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 # run starts veild with the loopback default config. The admin token comes
-# from VEIL_ADMIN_TOKEN (a throwaway one is used when unset).
+# from VEIL_ADMIN_TOKEN and the carriers' SMPP password from
+# VEIL_SMPP_PASSWORD (throwaway ones are used when unset).
 run: build
-	VEIL_ADMIN_TOKEN=$${VEIL_ADMIN_TOKEN:-dev-token} ./bin/veild -config configs/veil.yaml
+	VEIL_ADMIN_TOKEN=$${VEIL_ADMIN_TOKEN:-dev-token} VEIL_SMPP_PASSWORD=$${VEIL_SMPP_PASSWORD:-secret} ./bin/veild -config configs/veil.yaml
 
 demo: build
 	./scripts/demo.sh

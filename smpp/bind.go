@@ -87,6 +87,11 @@ func newBind(s *Service, c configs.Carrier) (*bind, error) {
 		state:    BindDown,
 		since:    s.now(),
 	}
+	if env := c.SMPP.PasswordEnv; env != "" {
+		if _, ok := os.LookupEnv(env); !ok {
+			b.log.Warn("the smpp password variable is not set: binding with an empty password", "password_env", env)
+		}
+	}
 	if n := len(b.password); n > 8 || len(c.SMPP.SystemID) > 15 {
 		// SMPP 3.4 §5.2.1-2: password at most 8 characters, system_id
 		// at most 15. Some SMSCs take longer ones, others cut or refuse
@@ -160,6 +165,8 @@ func (b *bind) setState(st string, err error) {
 	}
 	if err != nil {
 		b.lastErr = err.Error()
+	} else if st == BindBound {
+		b.lastErr = "" // what kept it down is over
 	}
 	b.mu.Unlock()
 	b.s.metrics.bindUp.WithLabelValues(b.name).Set(boolFloat(st == BindBound))

@@ -270,3 +270,19 @@ func TestInboundNotRelayed(t *testing.T) {
 		t.Errorf("%d messages queued for B after a normal text, want 1", len(h.s.active))
 	}
 }
+
+// TestBindStatusLastError: the last error stays while the bind is down
+// and goes once it is bound again.
+func TestBindStatusLastError(t *testing.T) {
+	e := newEnv(t)
+	b := e.service(t, "127.0.0.1:1", configs.SMS{}).binds["c1"]
+	b.setState(BindDown, errors.New("connection refused"))
+	b.setState(BindConnecting, nil)
+	if got := b.status().LastError; got != "connection refused" {
+		t.Errorf("connecting after a failure: last_error %q, want the failure", got)
+	}
+	b.setState(BindBound, nil)
+	if got := b.status().LastError; got != "" {
+		t.Errorf("bound: last_error %q, want none", got)
+	}
+}
